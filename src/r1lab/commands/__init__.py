@@ -1,0 +1,1 @@
+"""CLI sub-commands: one module per area, each with `register(app: typer.Typer)`."""
