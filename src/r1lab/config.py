@@ -41,16 +41,27 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def parse_scalar(raw: str) -> Any:
+    """Parse an override value as YAML, also accepting floats like `2e-4` that YAML 1.1 leaves as strings."""
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        return raw
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Apply `a.b.c=value` overrides (values parsed as YAML scalars) to a nested dict, in place."""
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected key=value")
         key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
-            value = raw
+        value = parse_scalar(raw)
         node = data
         parts = key.strip().split(".")
         for p in parts[:-1]:
