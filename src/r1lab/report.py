@@ -1,0 +1,259 @@
+"""The run report: `report.md` + a self-contained `report.html` with PNG plots, all from files the run wrote.
+
+Inputs (conventions of `r1lab run`): each stage directory may hold `metrics.jsonl` (one JSON object per
+step; RL stages log TRL-style names) and `done.json`; the evaluation stage writes `eval/results.json`
+(`{"settings": {...}, "checkpoints": [{"name", "pass@1", "pass@1_ci", "maj@k", "k", "n", ...}]}`) and
+`eval/examples.json` (`{checkpoint: [{"prompt", "completion", "correct"}]}`). Nothing here invents a number:
+a plot or table row without data is left out and the report says so.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from r1lab.atomic import atomic_write_text
+
+# Plot name -> candidate metric keys (first present wins), in the order TRL / r1lab name them.
+CURVES: dict[str, tuple[str, ...]] = {
+    "reward": ("reward", "reward/mean", "rewards/total/mean"),
+    "accuracy": ("rewards/accuracy/mean", "accuracy"),
+    "completion_length": ("completions/mean_length", "completion_length"),
+    "reflection_rate": ("completions/reflection_rate", "reflection_rate"),
+    "kl": ("kl", "kl/mean"),
+    "entropy": ("entropy", "entropy/mean"),
+}
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a torn last line from a killed run
+    return rows
+
+
+def curve(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> tuple[list[float], list[float]] | None:
+    for key in keys:
+        pts = [(r.get("step", i), r[key]) for i, r in enumerate(rows) if isinstance(r.get(key), (int, float))]
+        if pts:
+            return [p[0] for p in pts], [float(p[1]) for p in pts]
+    return None
+
+
+def rl_stages(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """Stage name -> metric rows, for stages whose metrics carry a reward (i.e. RL stages), in run order."""
+    out = {}
+    for d in sorted((p for p in run_dir.iterdir() if p.is_dir()), key=_stage_order(run_dir)):
+        rows = read_jsonl(d / "metrics.jsonl")
+        if rows and curve(rows, CURVES["reward"]):
+            out[d.name] = rows
+    return out
+
+
+def _stage_order(run_dir: Path):
+    order = {}
+    manifest = run_dir / "stages.json"
+    if manifest.exists():
+        order = {n: i for i, n in enumerate(json.loads(manifest.read_text()))}
+    return lambda p: (order.get(p.name, 1_000), p.name)
+
+
+def _plot(path: Path, title: str, panels: list[tuple[str, dict[str, tuple[list[float], list[float]]]]]) -> bool:
+    panels = [(y, c) for y, c in panels if c]
+    if not panels:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.6), squeeze=False)
+    for ax, (ylabel, curves) in zip(axes[0], panels):
+        for label, (x, y) in curves.items():
+            ax.plot(x, y, label=label, marker="." if len(x) < 40 else None)
+        ax.set_xlabel("RL step")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return True
+
+
+def _collect(stages: dict[str, list[dict]], name: str) -> dict[str, tuple[list[float], list[float]]]:
+    return {s: c for s, rows in stages.items() if (c := curve(rows, CURVES[name]))}
+
+
+def _expert_load_plot(run_dir: Path, path: Path) -> bool:
+    """Per-layer expert load (share of routed tokens) from the last pretraining step that logged it."""
+    loads: dict[str, list[float]] = {}
+    for d in sorted(p for p in run_dir.iterdir() if p.is_dir()):
+        for row in reversed(read_jsonl(d / "metrics.jsonl")):
+            found = {k: v for k, v in row.items() if k.startswith("moe/load/") and isinstance(v, list)}
+            if found:
+                loads = {f"{d.name} {k.removeprefix('moe/load/')}": v for k, v in sorted(found.items())}
+                break
+        if loads:
+            break
+    if not loads:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(loads)
+    mat = np.array([np.asarray(v, dtype=float) / max(sum(v), 1e-9) for v in loads.values()])
+    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * len(names)))
+    im = ax.imshow(mat, aspect="auto", cmap="viridis")
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_xlabel("routed expert")
+    ax.set_title("MoE expert load (share of routed tokens)")
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return True
+
+
+def _fmt(x: Any, pct: bool = True) -> str:
+    if not isinstance(x, (int, float)):
+        return "–"
+    return f"{100 * x:.1f}" if pct else f"{x:.1f}"
+
+
+def write_report(run_dir: str | Path) -> tuple[Path, Path]:
+    run_dir = Path(run_dir)
+    plots_dir = run_dir / "plots"
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    stages = rl_stages(run_dir)
+    plots: list[tuple[str, Path]] = []
+
+    def add(title: str, fname: str, ok: bool) -> None:
+        if ok:
+            plots.append((title, plots_dir / fname))
+
+    add("Reward and accuracy per RL step", "reward_accuracy.png",
+        _plot(plots_dir / "reward_accuracy.png", "Reward and accuracy per RL step",
+              [("mean reward", _collect(stages, "reward")), ("accuracy", _collect(stages, "accuracy"))]))
+    add("Mean completion length per RL step (thinking time)", "completion_length.png",
+        _plot(plots_dir / "completion_length.png", "Mean completion length (tokens) per RL step",
+              [("tokens", _collect(stages, "completion_length"))]))
+    add("Reflection-word rate per RL step", "reflection_rate.png",
+        _plot(plots_dir / "reflection_rate.png", "Reflection words ('wait', 'let me check', ...) per completion",
+              [("rate", _collect(stages, "reflection_rate"))]))
+    add("KL to the reference and policy entropy", "kl_entropy.png",
+        _plot(plots_dir / "kl_entropy.png", "KL and entropy per RL step",
+              [("KL (k3)", _collect(stages, "kl")), ("entropy (nats/token)", _collect(stages, "entropy"))]))
+    add("MoE expert load", "expert_load.png", _expert_load_plot(run_dir, plots_dir / "expert_load.png"))
+
+    results_path = run_dir / "eval" / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    examples_path = run_dir / "eval" / "examples.json"
+    examples = json.loads(examples_path.read_text()) if examples_path.exists() else {}
+    md = _markdown(run_dir, results, plots, examples, stages)
+    atomic_write_text(run_dir / "report.md", md)
+    atomic_write_text(run_dir / "report.html", _html(run_dir, results, plots, examples, stages))
+    return run_dir / "report.md", run_dir / "report.html"
+
+
+def _table_rows(results: dict) -> list[list[str]]:
+    rows = []
+    for c in results.get("checkpoints", []):
+        lo, hi = (c.get("pass@1_ci") or [None, None])[:2]
+        ci = f"[{_fmt(lo)}, {_fmt(hi)}]" if lo is not None else "–"
+        rows.append([c.get("name", "?"), _fmt(c.get("pass@1")), ci, _fmt(c.get("maj@k")),
+                     _fmt(c.get("mean_length"), pct=False), _fmt(c.get("reflection_rate"))])
+    return rows
+
+
+HEADER = ["checkpoint", "pass@1 (%)", "95% CI", "maj@k (%)", "mean length (tokens)", "reflection rate (%)"]
+
+
+def _settings_line(results: dict) -> str:
+    s = results.get("settings", {})
+    return ", ".join(f"{k}={v}" for k, v in s.items()) if s else "no evaluation settings recorded"
+
+
+def _markdown(run_dir, results, plots, examples, stages) -> str:
+    lines = [f"# r1lab run report: `{run_dir.name}`", ""]
+    summary = run_dir / "summary.json"
+    if summary.exists():
+        s = json.loads(summary.read_text())
+        lines += ["## Headline", ""] + [f"- **{k}**: {v}" for k, v in s.items()] + [""]
+    lines += ["## Evaluation (held-out problems)", "", f"Settings: {_settings_line(results)}", ""]
+    rows = _table_rows(results)
+    if rows:
+        lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+    else:
+        lines.append("_No evaluation results were found in this run._")
+    lines += ["", "## Training curves", ""]
+    for title, path in plots:
+        lines += [f"### {title}", "", f"![{title}]({path.relative_to(run_dir)})", ""]
+    if not plots:
+        lines.append("_No RL metrics were found in this run._")
+    if examples:
+        lines += ["## Example completions", ""]
+        for ckpt, exs in examples.items():
+            lines += [f"### {ckpt}", ""]
+            for e in exs:
+                mark = "correct" if e.get("correct") else "wrong"
+                lines += [f"Prompt: `{e.get('prompt', '').strip()}` — {mark}", "", "```", e.get("completion", ""), "```", ""]
+    return "\n".join(lines) + "\n"
+
+
+def _html(run_dir, results, plots, examples, stages) -> str:
+    esc = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>r1lab report: {esc(run_dir.name)}</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}pre{background:#f6f6f6;padding:8px;white-space:pre-wrap}"
+        "img{max-width:100%}.ok{color:#080}.bad{color:#a00}</style></head><body>",
+        f"<h1>r1lab run report: <code>{esc(run_dir.name)}</code></h1>",
+    ]
+    summary = run_dir / "summary.json"
+    if summary.exists():
+        s = json.loads(summary.read_text())
+        parts.append("<h2>Headline</h2><ul>" + "".join(f"<li><b>{esc(k)}</b>: {esc(str(v))}</li>" for k, v in s.items()) + "</ul>")
+    parts.append(f"<h2>Evaluation (held-out problems)</h2><p>Settings: {esc(_settings_line(results))}</p>")
+    rows = _table_rows(results)
+    if rows:
+        parts.append("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in HEADER) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows]
+        parts.append("</table>")
+    else:
+        parts.append("<p><i>No evaluation results were found in this run.</i></p>")
+    parts.append("<h2>Training curves</h2>")
+    for title, path in plots:
+        data = base64.b64encode(path.read_bytes()).decode()
+        parts.append(f"<h3>{esc(title)}</h3><img alt='{esc(title)}' src='data:image/png;base64,{data}'>")
+    if examples:
+        parts.append("<h2>Example completions</h2>")
+        for ckpt, exs in examples.items():
+            parts.append(f"<h3>{esc(ckpt)}</h3>")
+            for e in exs:
+                cls, mark = ("ok", "correct") if e.get("correct") else ("bad", "wrong")
+                parts.append(f"<p>Prompt: <code>{esc(e.get('prompt', '').strip())}</code> — "
+                             f"<span class='{cls}'>{mark}</span></p><pre>{esc(e.get('completion', ''))}</pre>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
