@@ -1,0 +1,171 @@
+"""Worked solutions in three styles for the synthetic tasks: pretraining corpus and cold-start SFT data.
+
+Styles (docs/TINY_RECIPE): `direct` (no working; on hard problems wrong at `direct_error_rate`),
+`cot` (one step per line), `reflect` (the steps, where a slipped step is followed by
+"wait, let me check: ..." and the corrected step, then a final check). A base model pretrained on a fixed
+mix of these samples all three, and an accuracy reward can then move it toward the longer, reflective,
+more accurate styles -- R1-Zero's growing length and "aha" words, in miniature.
+Every `cot` / `reflect` trace is checked by the task's verifier before it is returned.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any
+
+from r1lab.data.records import split_seed
+from r1lab.data.tasks.base import TaskSpec, get_task
+from r1lab.data.tasks.synthetic import SyntheticTask, plausible_slip
+from r1lab.data.templates import format_completion, get_template
+from r1lab.errors import DataError
+
+STYLES = ("direct", "cot", "reflect")
+REFLECT_PHRASE = "wait, let me check:"
+DEFAULT_CORPUS_MIX = {"direct": 0.4, "cot": 0.3, "reflect": 0.3}
+DEFAULT_COLD_START_MIX = {"cot": 0.5, "reflect": 0.5}
+EOS_TOKEN = "<|eos|>"
+
+
+def normalize_mix(style_mix: dict[str, float] | None, default: dict[str, float]) -> dict[str, float]:
+    mix = dict(default if style_mix is None else style_mix)
+    unknown = set(mix) - set(STYLES)
+    if unknown:
+        raise DataError(f"style_mix: unknown style(s) {sorted(unknown)}; known: {', '.join(STYLES)}")
+    if any((not isinstance(v, (int, float))) or v < 0 for v in mix.values()) or sum(mix.values()) <= 0:
+        raise DataError(f"style_mix: weights must be >= 0 and sum to > 0, got {mix}")
+    total = float(sum(mix.values()))
+    return {s: mix[s] / total for s in STYLES if mix.get(s, 0) > 0}
+
+
+def style_counts(mix: dict[str, float], size: int) -> dict[str, int]:
+    """Exact per-style counts (largest remainder), so the proportions are fixed, not sampled."""
+    raw = {s: p * size for s, p in mix.items()}
+    counts = {s: int(v) for s, v in raw.items()}
+    short = size - sum(counts.values())
+    for s in sorted(raw, key=lambda s: (-(raw[s] - counts[s]), STYLES.index(s)))[:short]:
+        counts[s] += 1
+    return counts
+
+
+def assign_styles(size: int, mix: dict[str, float], rng: random.Random) -> list[str]:
+    styles = [s for s, c in style_counts(mix, size).items() for _ in range(c)]
+    rng.shuffle(styles)
+    return styles
+
+
+def _synthetic(task: TaskSpec) -> SyntheticTask:
+    t = get_task(task)
+    if not isinstance(t, SyntheticTask):
+        raise DataError(f"task {t.name!r} has no programmatic worked solutions; use a synthetic task (arith, column_add)")
+    return t
+
+
+def write_trace(
+    task: SyntheticTask,
+    record: dict,
+    style: str,
+    rng: random.Random,
+    *,
+    direct_error_rate: float = 0.5,
+    slip_rate: float = 0.5,
+) -> dict[str, Any]:
+    """One completion of `record` in `style`: {completion, style, correct, slipped}."""
+    if style == "direct":
+        wrong = task.is_hard(record) and rng.random() < direct_error_rate
+        answer = task.wrong_answer(record, rng) if wrong else record["answer"]
+        return {"completion": format_completion("", answer), "style": style, "correct": not wrong, "slipped": False}
+    steps = task.steps(record)
+    lines = [s.line() for s in steps]
+    slipped = False
+    if style == "reflect":
+        if steps and rng.random() < slip_rate:
+            k = rng.randrange(len(steps))
+            wrong_value = plausible_slip(steps[k].value, rng, column=steps[k].column)
+            lines[k] = f"{steps[k].line(wrong_value)}\n{REFLECT_PHRASE} {steps[k].line()}"
+            slipped = True
+        lines.append(task.check_line(record))
+    elif style != "cot":
+        raise DataError(f"unknown style {style!r}; known: {', '.join(STYLES)}")
+    completion = format_completion("\n".join(lines), record["answer"])
+    if not task.verify(final_answer(completion), record):
+        raise AssertionError(f"worked {style} trace for {record['prompt']!r} failed its own verifier")
+    return {"completion": completion, "style": style, "correct": True, "slipped": slipped}
+
+
+def final_answer(completion: str) -> str | None:
+    """The answer block of a completion, read with the rewards' extractor when it is available."""
+    try:
+        from r1lab.rewards import extract_answer  # the one extractor of rewards, eval and sampling
+    except ImportError:
+        extract_answer = None
+    if extract_answer is not None:
+        return extract_answer(completion)
+    m = list(re.finditer(r"<answer>(.*?)</answer>", completion, flags=re.S))
+    return m[-1].group(1).strip() if m else None
+
+
+def _traced(
+    task: TaskSpec, size: int, seed: int, style_mix, default_mix, split: str, direct_error_rate, slip_rate
+) -> list[tuple[dict, dict]]:
+    t = _synthetic(task)
+    mix = normalize_mix(style_mix, default_mix)
+    records = t.records(split, size, seed)
+    rng = random.Random(split_seed(seed, split, salt=f"traces:{t.name}"))
+    styles = assign_styles(len(records), mix, rng)
+    return [
+        (rec, write_trace(t, rec, style, rng, direct_error_rate=direct_error_rate, slip_rate=slip_rate))
+        for rec, style in zip(records, styles)
+    ]
+
+
+def build_corpus(
+    task: TaskSpec,
+    size: int,
+    seed: int = 0,
+    style_mix: dict[str, float] | None = None,
+    *,
+    split: str = "train",
+    template: str = "plain",
+    direct_error_rate: float = 0.5,
+    slip_rate: float = 0.5,
+    eos_token: str = EOS_TOKEN,
+) -> list[dict]:
+    """Pretraining documents `{id, text, style, correct, slipped, answer}`: rendered prompt + completion + EOS.
+
+    `text` has no BOS: the tiny tokenizer adds it when encoding, as it does for prompts at sampling time.
+    """
+    tpl = get_template(template)
+    out = []
+    for rec, tr in _traced(task, size, seed, style_mix, DEFAULT_CORPUS_MIX, split, direct_error_rate, slip_rate):
+        text = tpl.render(rec["prompt"]) + tpl.split_completion(tr["completion"]) + eos_token
+        out.append({"id": rec["id"], "text": text, "answer": rec["answer"], "task": rec["task"],
+                    "style": tr["style"], "correct": tr["correct"], "slipped": tr["slipped"]})
+    return out
+
+
+def cold_start_records(
+    task: TaskSpec,
+    size: int,
+    seed: int = 0,
+    style_mix: dict[str, float] | None = None,
+    *,
+    split: str = "train",
+    template: str = "plain",
+    tokenizer: Any = None,
+    slip_rate: float = 0.5,
+) -> list[dict]:
+    """R1 stage-1 SFT records `{id, prompt, completion, answer, task, style, metadata}`, all verified correct.
+
+    `prompt` is rendered with the template (it ends with the template's prefill) and `completion` is the
+    rest, so prompt + completion is one well-formed R1 response. Direct answers, if asked for, are correct.
+    """
+    tpl = get_template(template)
+    out = []
+    for rec, tr in _traced(task, size, seed, style_mix, DEFAULT_COLD_START_MIX, split, 0.0, slip_rate):
+        out.append({
+            "id": rec["id"], "prompt": tpl.render(rec["prompt"], tokenizer),
+            "completion": tpl.split_completion(tr["completion"]), "answer": rec["answer"], "task": rec["task"],
+            "style": tr["style"], "metadata": {**rec["metadata"], "problem": rec["prompt"], "slipped": tr["slipped"]},
+        })
+    return out
