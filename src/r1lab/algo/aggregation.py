@@ -1,0 +1,104 @@
+"""Loss aggregation: how masked per-token losses become one scalar (the #1 source of divergence between
+GRPO implementations; RL_REFERENCE §5).
+
+Every invariant scheme divides by a normaliser of the whole *step batch* (all micro-batches, accumulation
+steps and ranks), passed in as `global_tokens` / `global_seqs`. Each micro-batch then returns its share
+`S_local / normaliser`, and the shares sum to the full-batch loss whatever the split. Left as None, the
+normalisers are counted on the tensors given, which is right when they are the whole step batch.
+
+A "sequence" is a row with at least one unmasked token: a fully masked row (e.g. a truncated completion
+under overlong filtering) is as if it were absent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+AggregateFn = Callable[..., torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    name: str
+    fn: AggregateFn
+    invariant: bool  # same result for any micro-batch / accumulation split of the step batch
+    doc: str
+
+
+_AGGREGATIONS: dict[str, Aggregation] = {}
+
+
+def register_aggregation(name: str, *, invariant: bool = True) -> Callable[[AggregateFn], AggregateFn]:
+    """Decorator: `fn(loss[B,T], mask[B,T], *, max_len, global_tokens, global_seqs) -> scalar`."""
+
+    def deco(fn: AggregateFn) -> AggregateFn:
+        if name in _AGGREGATIONS:
+            raise ValueError(f"loss aggregation {name!r} is already registered")
+        _AGGREGATIONS[name] = Aggregation(name, fn, invariant, (fn.__doc__ or "").strip().splitlines()[0])
+        return fn
+
+    return deco
+
+
+def get_aggregation(name: str) -> Aggregation:
+    if name not in _AGGREGATIONS:
+        raise KeyError(f"unknown loss aggregation {name!r}; known: {', '.join(sorted(_AGGREGATIONS))}")
+    return _AGGREGATIONS[name]
+
+
+def list_aggregations() -> list[str]:
+    return sorted(_AGGREGATIONS)
+
+
+def batch_normalisers(mask: torch.Tensor) -> tuple[int, int]:
+    """(tokens, sequences) of a step batch's mask[B,T]: the `global_tokens` / `global_seqs` to pass on."""
+    m = mask.to(torch.bool)
+    return int(m.sum()), int(m.any(dim=-1).sum())
+
+
+def _count(mask: torch.Tensor, given: int | float | None, what: str) -> float:
+    if given is not None:
+        return float(given)
+    m = mask.to(torch.bool)
+    return float(m.sum() if what == "tokens" else m.any(dim=-1).sum())
+
+
+@register_aggregation("seq_mean")
+def seq_mean(loss, mask, *, max_len=None, global_tokens=None, global_seqs=None):
+    """(1/B) sum_i (1/|o_i|) sum_t m*l: every sequence weighs the same (GRPO paper, R1, TRL `grpo`)."""
+    m = mask.to(loss.dtype)
+    per_seq = (loss * m).sum(-1) / m.sum(-1).clamp(min=1.0)  # [B]
+    return per_seq.sum() / max(_count(mask, global_seqs, "seqs"), 1.0)
+
+
+@register_aggregation("token_mean")
+def token_mean(loss, mask, *, max_len=None, global_tokens=None, global_seqs=None):
+    """sum m*l / N_tok over the step batch: every token weighs the same (DAPO, TRL `dapo`)."""
+    m = mask.to(loss.dtype)
+    return (loss * m).sum() / max(_count(mask, global_tokens, "tokens"), 1.0)
+
+
+@register_aggregation("constant")
+def constant(loss, mask, *, max_len=None, global_tokens=None, global_seqs=None):
+    """sum m*l / (B * L_max) with the configured L_max, never the padded width (Dr. GRPO)."""
+    if max_len is None or max_len <= 0:
+        raise ValueError("agg='constant' needs max_len (the configured maximum completion length)")
+    m = mask.to(loss.dtype)
+    return (loss * m).sum() / (max(_count(mask, global_seqs, "seqs"), 1.0) * float(max_len))
+
+
+@register_aggregation("token_mean_local", invariant=False)
+def token_mean_local(loss, mask, *, max_len=None, global_tokens=None, global_seqs=None):
+    """sum m*l / local N_tok per micro-batch (TRL `bnpo`): NOT invariant to how tokens are split.
+
+    Micro-batches are weighted by their share of the step batch's sequences, which is TRL's "average over
+    accumulation steps" when micro-batches hold equal numbers of sequences.
+    """
+    m = mask.to(loss.dtype)
+    local = (loss * m).sum() / m.sum().clamp(min=1.0)
+    if global_seqs is None:
+        return local
+    return local * _count(mask, None, "seqs") / max(float(global_seqs), 1.0)
