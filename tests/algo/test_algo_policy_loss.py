@@ -44,12 +44,12 @@ def test_clip_higher_and_unclipped():
 def test_metrics_closed_form():
     logp, old, adv, mask = _hand_batch()
     _, m = policy_loss(logp, old, adv, mask)
-    assert m["tokens"] == 5
+    assert m["num_tokens"] == 5
     assert m["clip_ratio/high_mean"] == pytest.approx(1 / 5)  # 1.5 with A > 0
     assert m["clip_ratio/low_mean"] == pytest.approx(1 / 5)  # 0.7 with A < 0
     assert m["clip_ratio/region_mean"] == pytest.approx(2 / 5)
-    assert m["ratio/mean"] == pytest.approx((1.1 + 1.5 + 0.9 + 0.7 + 1.0) / 5)
-    assert (m["ratio/min"], m["ratio/max"]) == (pytest.approx(0.7), pytest.approx(1.5))  # the pad's 5.0 is ignored
+    assert m["ratio_mean"] == pytest.approx((1.1 + 1.5 + 0.9 + 0.7 + 1.0) / 5)
+    assert (m["ratio_min"], m["ratio_max"]) == (pytest.approx(0.7), pytest.approx(1.5))  # the pad's 5.0 is ignored
     assert "kl" not in m
 
 
@@ -75,7 +75,7 @@ def test_on_policy_ratio_is_one_and_gradient_is_reinforce(rollout):
         pol = ToyPolicy()
         logp = pol(rollout.inputs, rollout.targets)
         loss, m = policy_loss(logp, logp.detach(), adv, rollout.mask, agg=agg, max_len=8)
-        assert m["ratio/min"] == 1.0 and m["ratio/max"] == 1.0
+        assert m["ratio_min"] == 1.0 and m["ratio_max"] == 1.0
         assert m["clip_ratio/region_mean"] == 0.0
         loss.backward()
         got = pol.grads()

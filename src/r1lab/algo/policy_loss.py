@@ -47,7 +47,8 @@ def policy_loss(
     eps_low / eps_high = None disables that side of the clip (REINFORCE). With micro-batching pass the
     step batch's `global_tokens` / `global_seqs` (see `batch_normalisers`) and sum the returned losses.
     `kl_ratio_correction` multiplies the KL term by rho (TRL `use_bias_correction_kl`) for mu > 1.
-    Metrics carry `tokens` so `merge_metrics` can combine micro-batches.
+    Metrics carry `num_tokens` so `merge_metrics` can combine micro-batches (names follow the shared
+    loop's convention: `num_*` summed, `*_min` / `*_max` extremes, the rest token-weighted means).
     """
     if logp.shape != old_logp.shape or logp.shape != mask.shape:
         raise ValueError(f"logp {tuple(logp.shape)}, old_logp {tuple(old_logp.shape)} and mask {tuple(mask.shape)} must match")
@@ -91,14 +92,14 @@ def policy_loss(
         high = (r > hi) & (a > 0) if hi is not None else never
         valid = m > 0
         metrics = {
-            "tokens": n,
+            "num_tokens": n,
             "clip_ratio/low_mean": _masked_mean(low, m, n),
             "clip_ratio/high_mean": _masked_mean(high, m, n),
             "clip_ratio/region_mean": _masked_mean(low | high, m, n),
             "clip_ratio/dual_mean": _masked_mean((a < 0) & (r > dual_clip), m, n) if dual_clip is not None else 0.0,
-            "ratio/mean": _masked_mean(r, m, n),
-            "ratio/min": float(r[valid].min()) if n > 0 else 1.0,
-            "ratio/max": float(r[valid].max()) if n > 0 else 1.0,
+            "ratio_mean": _masked_mean(r, m, n),
+            "ratio_min": float(r[valid].min()) if n > 0 else 1.0,
+            "ratio_max": float(r[valid].max()) if n > 0 else 1.0,
             "approx_kl_old": _masked_mean(kl_estimate(logp.detach(), old_logp, "k3"), m, n),
             "pg_loss": _masked_mean(pg_tok.detach(), m, n),
         }
@@ -107,22 +108,22 @@ def policy_loss(
     return loss, metrics
 
 
-_EXTREMES = {"ratio/min": min, "ratio/max": max}
-
-
 def merge_metrics(parts: list[dict[str, float]]) -> dict[str, float]:
-    """Combine per-micro-batch metrics into step-batch metrics: token-weighted means, true min / max."""
-    parts = [p for p in parts if p.get("tokens", 0) > 0] or parts[:1]
-    if not parts:
+    """Combine per-micro-batch metrics into step-batch metrics: `num_*` summed, `*_min` / `*_max` extremes,
+    everything else weighted by `num_tokens`."""
+    live = [p for p in parts if p.get("num_tokens", 0) > 0] or parts[:1]
+    if not live:
         return {}
-    total = sum(p["tokens"] for p in parts)
-    out: dict[str, float] = {"tokens": total}
-    for key in parts[0]:
-        if key == "tokens":
-            continue
-        vals = [p[key] for p in parts if key in p]
-        if key in _EXTREMES:
-            out[key] = _EXTREMES[key](vals)
+    total = sum(p["num_tokens"] for p in live)
+    out: dict[str, float] = {}
+    for key in live[0]:
+        vals = [p[key] for p in live if key in p]
+        if key.startswith("num_"):
+            out[key] = sum(p[key] for p in parts if key in p)
+        elif key.endswith("_min"):
+            out[key] = min(vals)
+        elif key.endswith("_max"):
+            out[key] = max(vals)
         else:
-            out[key] = sum(p[key] * p["tokens"] for p in parts if key in p) / total if total else vals[0]
+            out[key] = sum(p[key] * p["num_tokens"] for p in live if key in p) / total if total else vals[0]
     return out

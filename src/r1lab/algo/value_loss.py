@@ -21,7 +21,7 @@ def value_loss(
     global_tokens: int | None = None,
     global_seqs: int | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Loss and metrics (`vf_clipfrac`: share of tokens where the clipped branch is the larger, `tokens`)."""
+    """Loss and metrics (`vf_clipfrac`: share of tokens where the clipped branch is the larger, `num_tokens`)."""
     values = values.float() if values.dtype != torch.float64 else values
     old_values, returns = old_values.to(values.dtype), returns.to(values.dtype)
     unclipped = (values - returns).square()
@@ -38,7 +38,7 @@ def value_loss(
         m = mask.to(values.dtype)
         n = float(m.sum())
         metrics = {
-            "tokens": n,
+            "num_tokens": n,
             "vf_clipfrac": float((clipped_more.to(m.dtype) * m).sum() / n) if n else 0.0,
             "value_mean": float((values.detach() * m).sum() / n) if n else 0.0,
         }
