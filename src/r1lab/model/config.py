@@ -74,6 +74,10 @@ class ModelConfig:
     precision: str = "fp32"  # "fp32" | "bf16" | "fp8" (fp8: linear layers built by r1lab.model.fp8)
     fp8_block_size: int = 128
     fp8_exclude_layers: list[int] = field(default_factory=list)  # layer indices kept in high precision
+    # FP8 policy (r1lab.fp8.policy): module groups in FP8 (attn, mlp, shared, experts, mtp), UE8M0 scales, GEMM backend
+    fp8_modules: list[str] = field(default_factory=lambda: ["attn", "mlp", "shared", "experts"])
+    fp8_pow2_scales: bool = False
+    fp8_backend: str = "auto"  # auto | emulate | scaled_mm
 
     # ----- derived -----
     @property
@@ -140,6 +144,11 @@ class ModelConfig:
             raise bad("qk_rope_head_dim", "must be even (RoPE rotates pairs)")
         if self.precision not in PRECISIONS:
             raise bad("precision", f"must be one of {', '.join(PRECISIONS)}")
+        from r1lab.fp8.policy import validate_fp8_fields  # the FP8 owner's rules for the fp8_* fields
+
+        fp8_problem = validate_fp8_fields(self)
+        if fp8_problem:
+            raise ConfigError(f"{source}: {fp8_problem}")
         if self.score_func not in SCORE_FUNCS:
             raise bad("score_func", f"must be one of {', '.join(SCORE_FUNCS)}")
         if self.pad_token_id >= self.vocab_size:

@@ -23,13 +23,11 @@ from torch import nn
 
 from r1lab.model.config import ModelConfig
 
-FP8_ROLES_EXCLUDED = ("mtp.eh_proj",)  # kept in high precision, like embedding/head/router/norms
-
-
 def uses_fp8(config: ModelConfig, layer: int | None, role: str = "") -> bool:
-    if config.precision != "fp8" or role in FP8_ROLES_EXCLUDED:
-        return False
-    return layer is None or layer not in config.fp8_exclude_layers
+    """precision == fp8, the role's group in `config.fp8_modules` (default: not `mtp`), layer not excluded."""
+    from r1lab.fp8.policy import uses_fp8 as policy_uses_fp8
+
+    return policy_uses_fp8(config, layer, role)
 
 
 def make_linear(in_features: int, out_features: int, config: ModelConfig, *, role: str,
@@ -38,7 +36,8 @@ def make_linear(in_features: int, out_features: int, config: ModelConfig, *, rol
     if uses_fp8(config, layer, role):
         from r1lab.model import fp8  # owned by the FP8 engineer; imported only when asked for
 
-        return fp8.Fp8Linear(in_features, out_features, block_size=config.fp8_block_size)
+        return fp8.Fp8Linear(in_features, out_features, block_size=config.fp8_block_size,
+                             pow2_scales=config.fp8_pow2_scales, backend=config.fp8_backend)
     return nn.Linear(in_features, out_features, bias=False)
 
 
@@ -90,7 +89,8 @@ def expert_matmul(x: torch.Tensor, weight: torch.Tensor, offsets: torch.Tensor, 
     if uses_fp8(config, layer, "experts"):
         from r1lab.model import fp8
 
-        return fp8.fp8_grouped_mm(x, weight, offsets, block_size=config.fp8_block_size)
+        return fp8.fp8_grouped_mm(x, weight, offsets, block_size=config.fp8_block_size,
+                                  pow2_scales=config.fp8_pow2_scales, backend=config.fp8_backend)
     weight = weight.to(x.dtype)
     if _grouped_mm_supported(x, weight):
         out = torch._grouped_mm(x, weight.transpose(-2, -1), offs=offsets)
