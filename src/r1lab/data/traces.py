@@ -106,17 +106,41 @@ def final_answer(completion: str) -> str | None:
 
 
 def _traced(
-    task: TaskSpec, size: int, seed: int, style_mix, default_mix, split: str, direct_error_rate, slip_rate
+    task: SyntheticTask, records: list[dict], seed: int, split: str, mix: dict[str, float],
+    direct_error_rate: float, slip_rate: float,
 ) -> list[tuple[dict, dict]]:
-    t = _synthetic(task)
-    mix = normalize_mix(style_mix, default_mix)
-    records = t.records(split, size, seed)
-    rng = random.Random(split_seed(seed, split, salt=f"traces:{t.name}"))
+    rng = random.Random(split_seed(seed, split, salt=f"traces:{task.name}"))
     styles = assign_styles(len(records), mix, rng)
     return [
-        (rec, write_trace(t, rec, style, rng, direct_error_rate=direct_error_rate, slip_rate=slip_rate))
+        (rec, write_trace(task, rec, style, rng, direct_error_rate=direct_error_rate, slip_rate=slip_rate))
         for rec, style in zip(records, styles)
     ]
+
+
+def corpus_from_records(
+    records: list[dict],
+    seed: int = 0,
+    style_mix: dict[str, float] | None = None,
+    *,
+    split: str = "train",
+    template: str = "plain",
+    direct_error_rate: float = 0.5,
+    slip_rate: float = 0.5,
+    eos_token: str = EOS_TOKEN,
+) -> list[dict]:
+    """Pretraining documents for already-loaded records of one synthetic task (see `build_corpus`)."""
+    if not records:
+        return []
+    task = _synthetic(records[0]["task"])
+    mix = normalize_mix(style_mix, DEFAULT_CORPUS_MIX)
+    tpl = get_template(template)
+    out = []
+    for rec, tr in _traced(task, records, seed, split, mix, direct_error_rate, slip_rate):
+        text = tpl.render(rec["prompt"]) + tpl.split_completion(tr["completion"]) + eos_token
+        out.append({"id": rec["id"], "text": text, "prompt": rec["prompt"], "answer": rec["answer"],
+                    "task": rec["task"], "style": tr["style"], "correct": tr["correct"], "slipped": tr["slipped"],
+                    "metadata": rec["metadata"]})
+    return out
 
 
 def build_corpus(
@@ -131,16 +155,39 @@ def build_corpus(
     slip_rate: float = 0.5,
     eos_token: str = EOS_TOKEN,
 ) -> list[dict]:
-    """Pretraining documents `{id, text, style, correct, slipped, answer}`: rendered prompt + completion + EOS.
+    """Pretraining documents `{id, text, prompt, answer, task, style, correct, slipped, metadata}`.
 
-    `text` has no BOS: the tiny tokenizer adds it when encoding, as it does for prompts at sampling time.
+    `text` = rendered prompt + completion + EOS, with no BOS: the tiny tokenizer adds BOS when encoding,
+    as it does for prompts at sampling time. Styles come in the exact proportions of `style_mix`.
     """
+    records = _synthetic(task).records(split, size, seed)
+    return corpus_from_records(records, seed, style_mix, split=split, template=template,
+                               direct_error_rate=direct_error_rate, slip_rate=slip_rate, eos_token=eos_token)
+
+
+def cold_start_from_records(
+    records: list[dict],
+    seed: int = 0,
+    style_mix: dict[str, float] | None = None,
+    *,
+    split: str = "train",
+    template: str = "plain",
+    tokenizer: Any = None,
+    slip_rate: float = 0.5,
+) -> list[dict]:
+    """Cold-start SFT records for already-loaded records of one synthetic task (see `cold_start_records`)."""
+    if not records:
+        return []
+    task = _synthetic(records[0]["task"])
+    mix = normalize_mix(style_mix, DEFAULT_COLD_START_MIX)
     tpl = get_template(template)
     out = []
-    for rec, tr in _traced(task, size, seed, style_mix, DEFAULT_CORPUS_MIX, split, direct_error_rate, slip_rate):
-        text = tpl.render(rec["prompt"]) + tpl.split_completion(tr["completion"]) + eos_token
-        out.append({"id": rec["id"], "text": text, "answer": rec["answer"], "task": rec["task"],
-                    "style": tr["style"], "correct": tr["correct"], "slipped": tr["slipped"]})
+    for rec, tr in _traced(task, records, seed, split, mix, 0.0, slip_rate):
+        out.append({
+            "id": rec["id"], "prompt": tpl.render(rec["prompt"], tokenizer),
+            "completion": tpl.split_completion(tr["completion"]), "answer": rec["answer"], "task": rec["task"],
+            "style": tr["style"], "metadata": {**rec["metadata"], "problem": rec["prompt"], "slipped": tr["slipped"]},
+        })
     return out
 
 
@@ -160,12 +207,6 @@ def cold_start_records(
     `prompt` is rendered with the template (it ends with the template's prefill) and `completion` is the
     rest, so prompt + completion is one well-formed R1 response. Direct answers, if asked for, are correct.
     """
-    tpl = get_template(template)
-    out = []
-    for rec, tr in _traced(task, size, seed, style_mix, DEFAULT_COLD_START_MIX, split, 0.0, slip_rate):
-        out.append({
-            "id": rec["id"], "prompt": tpl.render(rec["prompt"], tokenizer),
-            "completion": tpl.split_completion(tr["completion"]), "answer": rec["answer"], "task": rec["task"],
-            "style": tr["style"], "metadata": {**rec["metadata"], "problem": rec["prompt"], "slipped": tr["slipped"]},
-        })
-    return out
+    records = _synthetic(task).records(split, size, seed)
+    return cold_start_from_records(records, seed, style_mix, split=split, template=template,
+                                   tokenizer=tokenizer, slip_rate=slip_rate)

@@ -1,0 +1,154 @@
+"""`r1lab data build`: one typed YAML config -> one JSONL dataset (task records, corpus or cold-start).
+
+Order: load the task split -> exact / near dedup -> decontaminate against evaluation sets -> difficulty
+filter -> write traces (corpus / cold_start kinds) -> atomic JSONL write. Every step's removals are counted.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from r1lab.atomic import atomic_write_jsonl
+from r1lab.config import StrictModel
+from r1lab.data import hygiene
+from r1lab.data.tasks import load_task
+from r1lab.data.templates import TEMPLATE_NAMES, get_template
+from r1lab.data.traces import cold_start_from_records, corpus_from_records
+from r1lab.errors import DataError
+
+
+class DedupConfig(StrictModel):
+    exact: bool = Field(True, description="drop exact duplicates of the canonical prompt")
+    near: bool = Field(False, description="drop near duplicates (MinHash + exact Jaccard on word n-grams)")
+    threshold: float = Field(0.85, ge=0.0, le=1.0, description="Jaccard at or above which two prompts are near duplicates")
+    ngram: int = Field(5, ge=1, description="word n-gram size for near-duplicate shingles")
+
+
+class EvalSetConfig(StrictModel):
+    task: str | dict[str, Any] | None = Field(None, description="task whose split is held out (or use path)")
+    split: str = Field("test", description="split of that task")
+    size: int = Field(500, ge=0, description="how many evaluation problems")
+    seed: int = Field(0, description="seed of the evaluation set")
+    path: str | None = Field(None, description="JSONL of evaluation records with a 'prompt' field, instead of task")
+
+
+class DecontaminateConfig(StrictModel):
+    against: list[EvalSetConfig] = Field(default_factory=list, description="evaluation sets to keep out")
+    n: int = Field(8, ge=1, description="word n-gram size (open-r1: 8); shorter texts count whole")
+
+
+class DifficultyConfig(StrictModel):
+    pass_rates: str = Field(..., description="JSONL of {id, pass_rate} measured earlier")
+    min_rate: float = Field(0.0, ge=0.0, le=1.0)
+    max_rate: float = Field(1.0, ge=0.0, le=1.0)
+    strict: bool = Field(True, description="drop rates equal to a bound (defaults keep 0 < rate < 1)")
+
+
+class DataBuildConfig(StrictModel):
+    task: str | dict[str, Any] = Field(..., description="task name, e.g. 'arith?operands=4' or 'rg:countdown'")
+    kind: Literal["records", "corpus", "cold_start"] = Field("records", description="what to write")
+    split: str = Field("train")
+    size: int = Field(1000, ge=0)
+    seed: int = Field(0)
+    template: str | None = Field(None, description="r1 | chat | plain; corpus/cold_start default to plain")
+    tokenizer: str | None = Field(None, description="local tokenizer/checkpoint dir (needed by the chat template)")
+    style_mix: dict[str, float] | None = Field(None, description="style weights (direct, cot, reflect)")
+    direct_error_rate: float = Field(0.5, ge=0.0, le=1.0, description="share of wrong direct answers on hard problems")
+    slip_rate: float = Field(0.5, ge=0.0, le=1.0, description="share of reflect traces with a corrected slip")
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)
+    difficulty: DifficultyConfig | None = None
+
+
+def _read_jsonl(path: str) -> list[dict]:
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: file not found")
+    rows = []
+    with p.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{p}:{lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{p}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            rows.append(row)
+    return rows
+
+
+def _eval_records(cfg: EvalSetConfig) -> list[dict]:
+    if (cfg.task is None) == (cfg.path is None):
+        raise DataError("decontaminate.against: give exactly one of 'task' or 'path' per evaluation set")
+    if cfg.path is not None:
+        return _read_jsonl(cfg.path)
+    return load_task(cfg.task, cfg.split, cfg.size, cfg.seed)
+
+
+def build_dataset(cfg: DataBuildConfig, tokenizer: Any = None) -> tuple[list[dict], dict[str, int]]:
+    """Records of `cfg.kind` and the counts of every step (loaded, removed per reason, written)."""
+    if cfg.template is not None and cfg.template not in TEMPLATE_NAMES:
+        raise DataError(f"template: expected one of {', '.join(TEMPLATE_NAMES)}, got {cfg.template!r}")
+    records = load_task(cfg.task, cfg.split, cfg.size, cfg.seed)
+    counts: dict[str, int] = {"loaded": len(records)}
+    steps = []
+    if cfg.dedup.exact:
+        steps.append(lambda rs: hygiene.dedup_exact(rs))
+    if cfg.dedup.near:
+        steps.append(lambda rs: hygiene.dedup_near(rs, threshold=cfg.dedup.threshold, ngram=cfg.dedup.ngram))
+    for i, ev in enumerate(cfg.decontaminate.against):
+        label = ev.path or f"{ev.task}:{ev.split}:{ev.size}:{ev.seed}"
+        steps.append(lambda rs, ev=ev, label=label: hygiene.decontaminate(
+            rs, _eval_records(ev), n=cfg.decontaminate.n, label=label))
+    if cfg.difficulty is not None:
+        rates = {str(r["id"]): float(r["pass_rate"]) for r in _read_jsonl(cfg.difficulty.pass_rates)
+                 if "id" in r and "pass_rate" in r}
+        d = cfg.difficulty
+        steps.append(lambda rs: hygiene.filter_by_pass_rate(
+            rs, rates, min_rate=d.min_rate, max_rate=d.max_rate, strict=d.strict))
+    for step in steps:
+        result = step(records)
+        records = result.records
+        for k, v in result.counts.items():
+            counts[k] = counts.get(k, 0) + v
+    if cfg.kind == "corpus":
+        records = corpus_from_records(records, cfg.seed, cfg.style_mix, split=cfg.split,
+                                      template=cfg.template or "plain", direct_error_rate=cfg.direct_error_rate,
+                                      slip_rate=cfg.slip_rate)
+        for r in records:
+            counts[f"style_{r['style']}"] = counts.get(f"style_{r['style']}", 0) + 1
+    elif cfg.kind == "cold_start":
+        records = cold_start_from_records(records, cfg.seed, cfg.style_mix, split=cfg.split,
+                                          template=cfg.template or "plain", tokenizer=tokenizer,
+                                          slip_rate=cfg.slip_rate)
+        for r in records:
+            counts[f"style_{r['style']}"] = counts.get(f"style_{r['style']}", 0) + 1
+    elif cfg.template is not None:
+        tpl = get_template(cfg.template)
+        records = [{**r, "rendered_prompt": tpl.render(r["prompt"], tokenizer), "prefill": tpl.prefill}
+                   for r in records]
+    counts["written"] = len(records)
+    return records, counts
+
+
+def _load_tokenizer(path: str):
+    if not Path(path).is_dir():
+        raise DataError(f"tokenizer: {path}: not a directory")
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path, local_files_only=True)
+
+
+def write_dataset(cfg: DataBuildConfig, out: str | Path, tokenizer: Any = None) -> dict[str, int]:
+    """Build and write atomically as JSONL; returns the step counts."""
+    if tokenizer is None and cfg.tokenizer is not None:
+        tokenizer = _load_tokenizer(cfg.tokenizer)
+    records, counts = build_dataset(cfg, tokenizer)
+    atomic_write_jsonl(out, records)
+    return counts
