@@ -25,7 +25,8 @@ Semantics:
 - Clipping: the global L2 norm of all gradients is logged *before* clipping as `grad_norm`.
 - Metrics: the stage's loss_fn metrics are averaged over micro-batches with the same weights (keys `num_*` are
   summed, `*_max` maxed, `*_min` minimised); the loop adds `loss`, `grad_norm`, `learning_rate`,
-  `step_time_s` and `tokens_per_s` (when the stage reports `num_tokens`); `after_step` may add more.
+  `step_time_s` and `tokens_per_s` (when the stage reports `num_tokens`); `after_step` may add more,
+  including lists of numbers (kept in metrics.jsonl only, e.g. per-expert load `moe/load/L1`).
 - Checkpoints: every `save_every` steps and at the end, via `r1lab.train.checkpoint` (atomic, safetensors + JSON).
   `resume=True` restores weights, optimizer, RNG and stage state and continues; a killed run resumed this way
   ends with the same weights and metrics as an uninterrupted one on CPU.
@@ -261,7 +262,8 @@ def train(model: nn.Module, stage: Any, cfg: TrainConfig, *, run_config: dict | 
             metrics.update(grad_norm=grad_norm, learning_rate=lr, step_time_s=step_time)
             if "num_tokens" in metrics:
                 metrics["tokens_per_s"] = metrics["num_tokens"] / max(step_time, 1e-9)
-            metrics.update({k: _as_float(v) for k, v in (extra_metrics or {}).items()})
+            metrics.update({k: [float(x) for x in v] if isinstance(v, (list, tuple)) else _as_float(v)
+                            for k, v in (extra_metrics or {}).items()})
             bad = first_nonfinite(metrics)
             if bad in ("loss", "grad_norm"):
                 raise HealthAlarm(f"step {done}: {bad} is {metrics[bad]}; stopped, {kept()}")

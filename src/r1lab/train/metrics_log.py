@@ -66,15 +66,18 @@ class MetricsLogger:
                 self._wandb = wandb_mod.init(project=wandb_project, config=run_config or {},
                                              dir=str(self.out_dir), resume="allow")
 
-    def log(self, step: int, metrics: dict[str, float]) -> None:
-        record = {"step": step, **{k: _jsonable(float(v)) for k, v in metrics.items()}}
+    def log(self, step: int, metrics: dict[str, float | list[float]]) -> None:
+        """Scalars go everywhere; list values (e.g. per-expert load `moe/load/L1`) only to metrics.jsonl."""
+        record = {"step": step, **{k: [_jsonable(float(x)) for x in v] if isinstance(v, list)
+                                   else _jsonable(float(v)) for k, v in metrics.items()}}
         self._file.write(json.dumps(record) + "\n")  # one write per line: a kill leaves whole lines
         self._file.flush()
+        scalars = {k: float(v) for k, v in metrics.items() if not isinstance(v, list)}
         if self._tb is not None:
-            for k, v in metrics.items():
-                self._tb.add_scalar(k, float(v), step)
+            for k, v in scalars.items():
+                self._tb.add_scalar(k, v, step)
         if self._wandb is not None:
-            self._wandb.log(dict(metrics), step=step)
+            self._wandb.log(scalars, step=step)
 
     def close(self) -> None:
         self._file.close()

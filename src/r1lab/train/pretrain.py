@@ -1,0 +1,162 @@
+"""Pretraining of r1lab models: next-token + MTP + sequence-wise balance loss on a packed token stream.
+
+The model returns the three losses (`out.loss = main + mtp + balance`); after every optimizer step the
+aux-loss-free balance bias is updated (`model.update_balance_bias(gamma)`) from the routing counts of the
+step, and the per-layer expert load and MaxVio are logged (`moe/load/L<i>`, `moe/max_vio`, ...).
+Data: documents tokenized and concatenated into one stream, cut into `seq_len` rows, visited in a seeded
+permutation per epoch; the rows of step s are a pure function of s, so resume needs no data state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import Field
+
+from r1lab.config import StrictModel
+from r1lab.errors import DataError
+from r1lab.train.config import TrainConfig
+from r1lab.train.loop import TrainResult, train
+from r1lab.train.model_spec import ModelSpec, build_model
+from r1lab.train.packing import epoch_order, global_rows, stream_rows
+from r1lab.train.rng import seed_everything
+
+
+class CorpusConfig(StrictModel):
+    """A text corpus: `.jsonl` with a `text` field per document, or `.txt` (one document per line)."""
+
+    path: str | None = Field(None, description="corpus file (.jsonl with 'text', or .txt)")
+    tokenizer: str | None = Field(None, description="tokenizer dir or tokenizer.json")
+    seq_len: int = Field(128, ge=2, description="tokens per training row")
+    batch_size: int = Field(16, ge=1, description="rows per micro-batch")
+
+
+class PretrainConfig(StrictModel):
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    data: CorpusConfig = Field(default_factory=CorpusConfig)
+    epochs: float = Field(1.0, gt=0, description="passes over the corpus when train.max_steps is unset")
+    balance_gamma: float = Field(1e-3, ge=0, description="bias update speed of aux-loss-free balancing")
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+def read_documents(path: str | Path) -> list[str]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: corpus file not found")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if path.suffix != ".jsonl":
+        return [line for line in lines if line.strip()]
+    docs = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            docs.append(json.loads(line)["text"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise DataError(f"{path}:{n}: expected a JSON object with a 'text' field") from None
+    return docs
+
+
+def tokenize_documents(docs: list[str], tokenizer: Any) -> torch.Tensor:
+    """One stream `[N]`: each document encoded with the tokenizer's special tokens, then concatenated."""
+    ids: list[int] = []
+    for doc in docs:
+        ids.extend(tokenizer(doc)["input_ids"])
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def load_tokenizer(path: str) -> Any:
+    p = Path(path)
+    if p.is_file():
+        from transformers import PreTrainedTokenizerFast
+
+        return PreTrainedTokenizerFast(tokenizer_file=str(p))
+    if p.is_dir():
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(p))
+    raise DataError(f"{path}: tokenizer not found")
+
+
+def moe_metrics(stats: list[dict]) -> dict[str, Any]:
+    """Expert load shares per layer, MaxVio (mean and worst layer) and dead experts from routing stats."""
+    if not stats:
+        return {}
+    out: dict[str, Any] = {}
+    for s in stats:
+        total = sum(s["load"]) or 1.0
+        out[f"moe/load/L{s['layer']}"] = [c / total for c in s["load"]]
+        out[f"moe/max_vio/L{s['layer']}"] = s["max_vio"]
+    vios = [s["max_vio"] for s in stats]
+    out["moe/max_vio"] = sum(vios) / len(vios)
+    out["moe/max_vio_max"] = max(vios)
+    out["moe/dead_experts"] = float(sum(s["dead_experts"] for s in stats))
+    return out
+
+
+class PretrainStage:
+    """Rows of a token stream; loss from the model; balance-bias update after each step."""
+
+    def __init__(self, rows: torch.Tensor, *, batch_size: int, grad_accum: int, seed: int,
+                 balance_gamma: float = 1e-3, epochs: float = 1.0, tokenizer: Any = None):
+        self.rows = rows                      # [R, T]
+        self.batch_size = batch_size
+        self.grad_accum = grad_accum
+        self.seed = seed
+        self.balance_gamma = balance_gamma
+        self.tokenizer = tokenizer
+        self.num_steps = max(1, math.ceil(epochs * rows.shape[0] / (batch_size * grad_accum)))
+        self._orders: dict[int, torch.Tensor] = {}
+
+    def _row(self, index: int) -> torch.Tensor:
+        n = self.rows.shape[0]
+        epoch, i = divmod(index, n)
+        if epoch not in self._orders:
+            self._orders = {epoch: epoch_order(n, self.seed, epoch)}  # keep only the current epoch
+        return self.rows[self._orders[epoch][i]]
+
+    def next_batch(self, step: int, micro: int) -> torch.Tensor:
+        idx = global_rows(step, micro, self.grad_accum, self.batch_size)
+        return torch.stack([self._row(i) for i in idx])   # [B, T]
+
+    def loss_fn(self, model, input_ids: torch.Tensor):
+        out = model(input_ids, labels=input_ids)
+        metrics = {"ce_loss": out.main_loss.detach(), "num_tokens": input_ids.numel()}
+        if out.mtp_loss is not None:
+            metrics["mtp_loss"] = out.mtp_loss.detach()
+        if out.balance_loss is not None:
+            metrics["balance_loss"] = out.balance_loss.detach()
+        return out.loss, metrics
+
+    def after_step(self, model, step: int, metrics: dict) -> dict:
+        if not hasattr(model, "update_balance_bias"):
+            return {}
+        return moe_metrics(model.update_balance_bias(self.balance_gamma))
+
+    def save_artifacts(self, directory: Path) -> None:
+        if self.tokenizer is not None and hasattr(self.tokenizer, "save_pretrained"):
+            self.tokenizer.save_pretrained(str(directory))
+
+
+def pretrain(cfg: PretrainConfig, *, tokens: torch.Tensor | None = None, tokenizer: Any = None,
+             model: Any = None) -> TrainResult:
+    """Pretrain per `cfg`. `tokens`/`tokenizer`/`model` may be passed in directly (tests, pipelines)."""
+    seed_everything(cfg.train.seed)
+    if tokenizer is None and cfg.data.tokenizer is not None:
+        tokenizer = load_tokenizer(cfg.data.tokenizer)
+    if tokens is None:
+        if cfg.data.path is None:
+            raise DataError("pretrain: set data.path (a .jsonl or .txt corpus)")
+        if tokenizer is None:
+            raise DataError("pretrain: set data.tokenizer (a tokenizer dir or tokenizer.json)")
+        tokens = tokenize_documents(read_documents(cfg.data.path), tokenizer)
+    if model is None:
+        model, tokenizer = build_model(cfg.model, tokenizer)
+    stage = PretrainStage(stream_rows(tokens, cfg.data.seq_len), batch_size=cfg.data.batch_size,
+                          grad_accum=cfg.train.grad_accum, seed=cfg.train.seed,
+                          balance_gamma=cfg.balance_gamma, epochs=cfg.epochs, tokenizer=tokenizer)
+    return train(model, stage, cfg.train, run_config={"stage": "pretrain", **cfg.model_dump(mode="json")})

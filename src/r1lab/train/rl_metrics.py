@@ -1,0 +1,81 @@
+"""Rollout health metrics, named like TRL's where TRL has a name (RL_REFERENCE §15): rewards per function,
+zero-spread groups, completion lengths (correct vs wrong), truncation and the reflection-word ("aha") rate."""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from typing import Sequence
+
+# Self-reflection markers of R1-Zero's "aha moment" (and of the tiny corpus' "wait, let me check").
+REFLECTION = re.compile(
+    r"\b(wait|let me (?:re-?)?check|let me verify|verify|double[- ]check|re-?check|re-?examine|hmm)\b",
+    re.IGNORECASE,
+)
+
+
+def has_reflection(text: str) -> bool:
+    return REFLECTION.search(text) is not None
+
+
+def reflection_rate(texts: Sequence[str]) -> float:
+    """Share of completions with at least one reflection phrase."""
+    return sum(has_reflection(t) for t in texts) / len(texts) if texts else 0.0
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def _std(xs: Sequence[float]) -> float:
+    return statistics.pstdev(xs) if len(xs) > 1 else 0.0
+
+
+def reward_metrics(total: Sequence[float], per_function: dict[str, Sequence[float | None]], group_size: int,
+                   correct: Sequence[bool] | None = None) -> dict[str, float]:
+    """reward (mean), reward_std (mean within-group std, as TRL), rewards/<fn>/mean|std (Nones skipped),
+    frac_reward_zero_std (+ split all_correct / all_wrong when correctness is known), accuracy."""
+    groups = [list(total[i:i + group_size]) for i in range(0, len(total), group_size)]
+    flat = [max(g) == min(g) for g in groups]
+    out = {
+        "reward": _mean(list(total)),
+        "reward_std": _mean([_std(g) for g in groups]),
+        "frac_reward_zero_std": sum(flat) / len(groups) if groups else 0.0,
+    }
+    for name, values in per_function.items():
+        vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+        if vals:
+            out[f"rewards/{name}/mean"] = _mean(vals)
+            out[f"rewards/{name}/std"] = _std(vals)
+    if correct is not None:
+        out["accuracy"] = sum(correct) / len(correct) if correct else 0.0
+        cgroups = [list(correct[i:i + group_size]) for i in range(0, len(correct), group_size)]
+        out["frac_reward_zero_std/all_correct"] = sum(f and all(c) for f, c in zip(flat, cgroups)) / len(groups)
+        out["frac_reward_zero_std/all_wrong"] = sum(f and not any(c) for f, c in zip(flat, cgroups)) / len(groups)
+    return out
+
+
+def completion_metrics(texts: Sequence[str], lengths: Sequence[int], truncated: Sequence[bool],
+                       correct: Sequence[bool] | None = None) -> dict[str, float]:
+    """completions/{mean,min,max}_length, clipped_ratio (no EOS), mean_terminated_length,
+    mean_length_{correct,wrong}, reflection_rate."""
+    lengths = [int(x) for x in lengths]
+    out = {
+        "completions/mean_length": _mean(lengths),
+        "completions/min_length": float(min(lengths)) if lengths else 0.0,
+        "completions/max_length": float(max(lengths)) if lengths else 0.0,
+        "completions/clipped_ratio": sum(bool(t) for t in truncated) / len(lengths) if lengths else 0.0,
+        "completions/reflection_rate": reflection_rate(texts),
+    }
+    terminated = [n for n, t in zip(lengths, truncated) if not t]
+    if terminated:
+        out["completions/mean_terminated_length"] = _mean(terminated)
+    if correct is not None:
+        right = [n for n, c in zip(lengths, correct) if c]
+        wrong = [n for n, c in zip(lengths, correct) if not c]
+        if right:
+            out["completions/mean_length_correct"] = _mean(right)
+        if wrong:
+            out["completions/mean_length_wrong"] = _mean(wrong)
+    return out
