@@ -14,7 +14,7 @@ import random
 from abc import ABC, abstractmethod
 from functools import lru_cache
 from typing import Any, Callable, ClassVar
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote, unquote
 
 import yaml
 
@@ -80,7 +80,7 @@ def _format_value(v: Any) -> str:
         text = json.dumps(v)
     else:
         text = json.dumps(v, sort_keys=True, separators=(",", ":"))
-    return quote(text, safe="-_.,:/[]{}\"'")
+    return quote(text, safe="-_.,:/[]{}\"'+")
 
 
 def format_task_name(kind: str, target: str | None, options: dict[str, Any]) -> str:
@@ -104,7 +104,12 @@ def parse_task_spec(spec: TaskSpec) -> tuple[str, str | None, dict[str, Any]]:
         raise DataError(f"task name must be a non-empty string or dict, got {spec!r}")
     head, _, query = spec.strip().partition("?")
     kind, sep, target = head.partition(":")
-    options = {k: _parse_value(v) for k, v in parse_qsl(query, keep_blank_values=True)}
+    options = {}
+    for part in filter(None, query.split("&")):  # not parse_qsl: '+' is an operator here, not a space
+        key, eq, raw = part.partition("=")
+        if not eq or not key:
+            raise DataError(f"task {spec!r}: option {part!r} is not key=value")
+        options[unquote(key)] = _parse_value(unquote(raw))
     return kind, (target if sep else None), options
 
 

@@ -12,6 +12,7 @@ import json
 import logging
 import random
 import re
+import signal
 import threading
 from pathlib import Path
 from typing import Any, Iterator
@@ -98,6 +99,14 @@ def _iter_rows(path: Path) -> Iterator[tuple[int, Any]]:
                 raise DataError(f"{path}:{lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
 
 
+def _own_timeouts_safe() -> bool:
+    """math-verify's time-outs use SIGALRM: only in the main thread, and only when no caller owns SIGALRM
+    (r1lab.rewards' verifier process runs its own interval timer and bounds the time itself)."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    return signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.SIG_IGN, None)
+
+
 def math_equivalent(answer: str, gold: str) -> bool:
     """Equivalence of two math answers with math-verify ($-wrapped when bare, so LaTeX parses)."""
     from math_verify import parse, verify
@@ -105,12 +114,12 @@ def math_equivalent(answer: str, gold: str) -> bool:
     def wrap(t: str) -> str:
         return t if ("$" in t or "\\boxed" in t or "\\(" in t) else f"${t}$"
 
-    main = threading.current_thread() is threading.main_thread()
-    kw = {} if main else {"parsing_timeout": None}
-    g, a = parse(wrap(gold), **kw), parse(wrap(answer), **kw)
+    timed = _own_timeouts_safe()
+    g = parse(wrap(gold)) if timed else parse(wrap(gold), parsing_timeout=None)
+    a = parse(wrap(answer)) if timed else parse(wrap(answer), parsing_timeout=None)
     if not g or not a:
         return False
-    return bool(verify(g, a, **({} if main else {"timeout_seconds": None})))
+    return bool(verify(g, a) if timed else verify(g, a, timeout_seconds=None))
 
 
 @register_task("file")

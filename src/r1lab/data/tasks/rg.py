@@ -29,9 +29,15 @@ def _dataset(name: str, config_json: str, seed: int, size: int):
     import reasoning_gym
 
     config = json.loads(config_json)
+    if name == "composite" and isinstance(config.get("datasets"), list):
+        from reasoning_gym.composite import DatasetSpec
+
+        config["datasets"] = [
+            DatasetSpec(**{"config": {}, "weight": 1.0, **d}) if isinstance(d, dict) else d for d in config["datasets"]
+        ]
     try:
         return reasoning_gym.create_dataset(name, seed=seed, size=size, **config)
-    except (TypeError, ValueError, AssertionError) as e:
+    except (TypeError, ValueError, AssertionError, AttributeError, KeyError) as e:
         raise DataError(f"reasoning-gym dataset {name!r}: invalid config {config}: {e}") from None
 
 

@@ -1,0 +1,123 @@
+"""Worked traces in three styles: fixed proportions, verified chains of thought, controllable errors."""
+
+import re
+from collections import Counter
+
+import pytest
+
+from r1lab.data import build_corpus, cold_start_records, get_task, get_template, load_task, verify_answer
+from r1lab.data.traces import REFLECT_PHRASE, final_answer, style_counts, write_trace
+from r1lab.errors import DataError
+
+TASKS = ["arith?operands=4", "column_add?digits=3"]
+
+
+def completion_of(doc):
+    """The completion part of a corpus document (after the plain template's prompt line)."""
+    return doc["text"].split("\n", 1)[1].removesuffix("<|eos|>")
+
+
+@pytest.mark.parametrize("size,mix,expected", [
+    (100, {"direct": 0.4, "cot": 0.3, "reflect": 0.3}, {"direct": 40, "cot": 30, "reflect": 30}),
+    (10, {"direct": 1, "cot": 1, "reflect": 1}, {"direct": 4, "cot": 3, "reflect": 3}),
+    (7, {"cot": 1.0}, {"cot": 7}),
+])
+def test_style_counts_are_exact(size, mix, expected):
+    assert style_counts({k: v / sum(mix.values()) for k, v in mix.items()}, size) == expected
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_corpus_has_the_requested_proportions_and_is_deterministic(task):
+    docs = build_corpus(task, 200, 0, {"direct": 0.5, "cot": 0.25, "reflect": 0.25})
+    assert Counter(d["style"] for d in docs) == {"direct": 100, "cot": 50, "reflect": 50}
+    assert docs == build_corpus(task, 200, 0, {"direct": 0.5, "cot": 0.25, "reflect": 0.25})
+    assert all(d["text"].endswith("</answer><|eos|>") for d in docs)
+    assert all(d["text"].startswith(d["prompt"] + "\n<think>\n") for d in docs)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_worked_trace_is_verified_correct(task):
+    docs = build_corpus(task, 300, 1)
+    for d in docs:
+        if d["style"] != "direct":
+            assert d["correct"]
+            assert verify_answer(d["task"], final_answer(completion_of(d)), d["answer"])
+
+
+def test_worked_traces_pass_the_rl_rewards():
+    rewards = pytest.importorskip("r1lab.rewards")
+    if not hasattr(rewards, "get_reward"):
+        pytest.skip("r1lab.rewards has not landed its public API yet")
+    docs = build_corpus("arith?operands=4", 120, 2)
+    comps = [completion_of(d).removeprefix("<think>\n") for d in docs]
+    prefill = ["<think>\n"] * len(docs)
+    fmt = rewards.get_reward("format")(comps, prefill=prefill)
+    acc = rewards.get_reward("accuracy")(comps, answer=[d["answer"] for d in docs],
+                                         task=[d["task"] for d in docs], prefill=prefill)
+    assert fmt == [1.0] * len(docs)
+    assert acc == [1.0 if d["correct"] else 0.0 for d in docs]
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.5, 1.0])
+def test_direct_answers_are_wrong_at_the_requested_rate_on_hard_problems(rate):
+    docs = build_corpus("arith?operands=4", 600, 0, {"direct": 1.0}, direct_error_rate=rate)
+    task = get_task("arith?operands=4")
+    wrong = [not verify_answer(d["task"], final_answer(completion_of(d)), d["answer"]) for d in docs]
+    assert wrong == [not d["correct"] for d in docs]
+    share = sum(wrong) / len(docs)
+    assert all(task.is_hard({"metadata": d["metadata"], "answer": d["answer"]}) for d in docs)
+    assert abs(share - rate) < 0.07
+
+
+def test_easy_problems_get_correct_direct_answers():
+    task = get_task("column_add?digits=1")
+    rec = next(r for r in load_task(task.name, "train", 40, 0) if int(r["answer"]) < 10)
+    import random
+
+    out = write_trace(task, rec, "direct", random.Random(0), direct_error_rate=1.0)
+    assert out["correct"] and final_answer(out["completion"]) == rec["answer"]
+
+
+def test_reflect_traces_notice_and_correct_a_slip():
+    docs = build_corpus("arith?operands=4", 400, 0, {"reflect": 1.0}, slip_rate=0.5)
+    slipped = [d for d in docs if d["slipped"]]
+    assert 0.4 < len(slipped) / len(docs) < 0.6
+    for d in docs:
+        comp = completion_of(d)
+        assert comp.count(REFLECT_PHRASE) == (1 if d["slipped"] else 0)
+        assert re.search(r"\ncheck: \d+[+-]\d+=\d+ ok\n</think>", comp)
+    for d in slipped:
+        lines = completion_of(d).split("\n")
+        i = next(k for k, line in enumerate(lines) if line.startswith(REFLECT_PHRASE))
+        wrong, right = lines[i - 1], lines[i].removeprefix(REFLECT_PHRASE + " ")
+        assert wrong.split("=")[0] == right.split("=")[0]  # the same step, recomputed
+        assert eval(right.split("=")[0]) == int(right.split("=")[1]) != int(wrong.split("=")[1])
+
+
+def test_styles_differ_in_length_and_reflection_words_but_stay_short():
+    docs = build_corpus("arith?operands=4", 300, 0)
+    by_style = {s: [len(completion_of(d)) for d in docs if d["style"] == s] for s in ("direct", "cot", "reflect")}
+    mean = {s: sum(v) / len(v) for s, v in by_style.items()}
+    assert mean["direct"] < mean["cot"] < mean["reflect"] < 150  # characters; digits are one token each
+    assert all("wait" not in completion_of(d) and "check" not in completion_of(d)
+               for d in docs if d["style"] != "reflect")
+
+
+def test_cold_start_records_are_all_correct_prompt_completion_pairs():
+    recs = cold_start_records("column_add?digits=3", 60, 0)
+    tpl = get_template("plain")
+    assert Counter(r["style"] for r in recs) == {"cot": 30, "reflect": 30}
+    for r in recs:
+        assert r["prompt"] == tpl.render(r["metadata"]["problem"])
+        assert verify_answer(r["task"], final_answer(tpl.prefill + r["completion"]), r["answer"])
+    with_direct = cold_start_records("arith", 40, 0, {"direct": 1, "cot": 1})
+    assert all(verify_answer(r["task"], final_answer(r["completion"]), r["answer"]) for r in with_direct)
+
+
+def test_traces_need_a_synthetic_task_and_known_styles():
+    with pytest.raises(DataError, match="no programmatic worked solutions"):
+        build_corpus("rg:chain_sum", 5, 0)
+    with pytest.raises(DataError, match="unknown style"):
+        build_corpus("arith", 5, 0, {"rambling": 1.0})
+    with pytest.raises(DataError, match="weights"):
+        build_corpus("arith", 5, 0, {"cot": -1.0})
