@@ -18,7 +18,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from r1lab.fp8.linear import Fp8Recipe
+import torch
+
+from r1lab.fp8.linear import Fp8Linear, Fp8Recipe
 
 FP8_MODULE_GROUPS = ("attn", "mlp", "shared", "experts", "mtp")
 DEFAULT_FP8_MODULES = ("attn", "mlp", "shared", "experts")  # eh_proj computes in high precision by default
@@ -72,3 +74,47 @@ def validate_fp8_fields(config: Any) -> str | None:
 def is_fp8_checkpoint_key(key: str) -> bool:
     """Whether a Hugging Face DeepSeek-V3 state-dict key is stored as FP8 + `weight_scale_inv`."""
     return bool(_CHECKPOINT_FP8_KEY.search(key))
+
+
+_MODULE_ROLE = re.compile(
+    r"^model\.layers\.(\d+)\.(?:self_attn\.(q_a_proj|q_b_proj|q_proj|kv_a_proj_with_mqa|kv_b_proj|o_proj)"
+    rf"|mlp\.({_PROJ})|mlp\.shared_experts\.({_PROJ})|(eh_proj))$"
+)
+
+
+def module_role(name: str) -> tuple[int, str] | None:
+    """(layer, role) of an r1lab Transformer projection from its module name, None for anything else."""
+    m = _MODULE_ROLE.match(name)
+    if not m:
+        return None
+    layer = int(m.group(1))
+    if m.group(2):
+        return layer, f"attn.{m.group(2)}"
+    if m.group(3):
+        return layer, f"mlp.{m.group(3)}"
+    if m.group(4):
+        return layer, f"shared.{m.group(4)}"
+    return layer, "mtp.eh_proj"
+
+
+def enable_fp8(model, **fp8_fields: Any) -> int:
+    """Switch an already-built r1lab Transformer (e.g. loaded from an FP32/BF16 checkpoint) to FP8 compute.
+
+    Sets `model.config.precision = "fp8"` (plus any `fp8_*` fields given), which routed experts read at call
+    time, and swaps each projection the policy selects for an `Fp8Linear` sharing its parameters, so the
+    optimizer, state dict and checkpoints are unchanged. Returns how many modules were swapped.
+    """
+    config = model.config
+    for key, value in {"precision": "fp8", **fp8_fields}.items():
+        setattr(config, key, value)
+    config.validate()
+    recipe = recipe_from_config(config)
+    swapped = 0
+    for name, module in list(model.named_modules()):
+        role = module_role(name)
+        if role is None or type(module) is not torch.nn.Linear or not uses_fp8(config, *role):
+            continue
+        parent_name, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent_name), child, Fp8Linear.from_linear(module, recipe))
+        swapped += 1
+    return swapped
