@@ -1,0 +1,108 @@
+"""Child process that runs math-verify (and task verifiers) for the parent's `VerifierProcess`.
+
+Why a process: sympy can spend unbounded time inside C code (``10^{10^{10}}`` never returns and no signal
+interrupts it), and math-verify's own signal-based time-out only works in the main thread. The parent
+kills this process when a request overruns; here, an interval timer interrupts the slow-but-interruptible
+cases first so the process usually survives.
+
+Protocol: one JSON object per line on stdin, one JSON reply per line on the original stdout.
+  {"op": "math", "pred": str, "gold": str, "timeout_s": float}            -> {"match": bool}
+  {"op": "task", "task": str, "pred": str, "gold": str, "metadata": ..., "timeout_s": float}
+                                                                         -> {"match": bool}
+                                                                            or {"unknown_task": true}
+Any reply may instead be {"timeout": true} or {"error": "..."}.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import resource
+import signal
+import sys
+
+MEMORY_LIMIT_BYTES = 4 * 2**30
+
+
+class _Overrun(BaseException):
+    """Raised by the interval timer; a BaseException so library code's `except Exception` cannot swallow it."""
+
+
+def _on_alarm(signum, frame):
+    raise _Overrun()
+
+
+def _parse(text: str, parse) -> list:
+    """Bare LaTeX (``2\\sqrt{2}``, ``x^2+1``) is read as one math expression; prose as prose."""
+    attempts = [text]
+    if "$" not in text:
+        looks_latex = any(mark in text for mark in ("\\", "^", "_", "{"))
+        attempts = [f"${text}$", text] if looks_latex else [text, f"${text}$"]
+    for attempt in attempts:
+        found = parse(attempt, parsing_timeout=None)
+        if found:
+            return found
+    return []
+
+
+def _math(req: dict) -> dict:
+    from math_verify import parse, verify
+
+    gold = _parse(req["gold"], parse)
+    pred = _parse(req["pred"], parse)
+    if not gold or not pred:
+        return {"match": False}
+    return {"match": bool(verify(gold, pred, timeout_seconds=None))}
+
+
+def _task(req: dict) -> dict:
+    """The task's own verifier, or {"unknown_task": true} when r1lab.data has no such task (caller falls back)."""
+    try:
+        from r1lab.data import verify_answer
+        from r1lab.data.tasks.base import get_task
+
+        get_task(req["task"])
+    except Exception:
+        return {"unknown_task": True}
+    return {"match": bool(verify_answer(req["task"], req["pred"], req["gold"], req.get("metadata")))}
+
+
+def main() -> None:
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8")
+    sys.stdout = sys.stderr  # nothing a library prints can corrupt the protocol stream
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
+    except (ValueError, OSError):
+        pass
+    logging.disable(logging.CRITICAL)
+    signal.signal(signal.SIGALRM, _on_alarm)
+    import math_verify  # noqa: F401  (pay the import before saying ready)
+
+    out.write('{"ready": true}\n')
+    for line in sys.stdin:
+        try:
+            req = json.loads(line)
+            handler = {"math": _math, "task": _task}[req["op"]]
+        except Exception as e:  # a malformed request is the parent's bug; answer rather than die
+            out.write(json.dumps({"error": f"bad request: {e}"}) + "\n")
+            continue
+        try:
+            signal.setitimer(signal.ITIMER_REAL, max(0.01, float(req.get("timeout_s", 5.0))))
+            try:
+                reply = handler(req)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except _Overrun:  # also catches a timer that fires inside the `finally` above
+            reply = {"timeout": True}
+        except RecursionError:
+            reply = {"error": "recursion"}
+        except MemoryError:
+            reply = {"error": "memory"}
+        except Exception as e:
+            reply = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
+        out.write(json.dumps(reply) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""`accuracy`: 1.0 when the extracted answer is equivalent to the gold answer, else 0.0 (R1's rule reward).
+
+Columns: `answer` (gold; a row without one scores None), optional `task` (use that task's own verifier
+when r1lab.data knows it), `metadata` (passed to the task verifier), `prefill`.
+Extraction: `r1lab.rewards.extract_answer`; grading: `r1lab.rewards.grade.grade_answer`.
+"""
+
+from __future__ import annotations
+
+from r1lab.rewards.extract import DEFAULT_FALLBACKS, FALLBACKS, extract_answer
+from r1lab.rewards.grade import DEFAULT_TIMEOUT_S, grade_answer
+from r1lab.rewards.registry import column, record_timeout, register_reward, with_prefill
+from r1lab.errors import ConfigError
+
+
+def make_accuracy(fallbacks: tuple[str, ...] | list[str] = DEFAULT_FALLBACKS, timeout_s: float = DEFAULT_TIMEOUT_S):
+    unknown = [f for f in fallbacks if f not in FALLBACKS]
+    if unknown:
+        raise ConfigError(f"accuracy: unknown answer fallback(s) {unknown}; known: {', '.join(FALLBACKS)}")
+    fallbacks = tuple(fallbacks)
+
+    def accuracy(completions, answer=None, task=None, metadata=None, prefill=None, **_) -> list[float | None]:
+        n = len(completions)
+        texts = with_prefill(completions, prefill)
+        golds, tasks, metas = column(answer, n, "answer"), column(task, n, "task"), column(metadata, n, "metadata")
+        scores: list[float | None] = []
+        for text, gold, task_name, meta in zip(texts, golds, tasks, metas):
+            if gold is None:
+                scores.append(None)
+                continue
+            grade = grade_answer(extract_answer(text, fallbacks), gold, task=task_name, metadata=meta, timeout_s=timeout_s)
+            if grade.timed_out:
+                record_timeout("accuracy")
+            scores.append(1.0 if grade.correct else 0.0)
+        return scores
+
+    return accuracy
+
+
+register_reward("accuracy", factory=make_accuracy)
