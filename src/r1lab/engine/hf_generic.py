@@ -1,0 +1,63 @@
+"""Fallback runner for any HF causal LM: the model's own forward and cache, r1lab's loop around it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass
+class HFState:
+    cache: Any  # transformers Cache
+    attention_mask: torch.Tensor  # [B, T] 1 for real tokens (left padding is 0)
+
+    @property
+    def batch_size(self) -> int:
+        return self.attention_mask.shape[0]
+
+
+class HFGenericRunner:
+    def __init__(self, model: Any):
+        self.model = model
+        self.vocab_size = model.get_output_embeddings().weight.shape[0]
+
+    def refresh(self) -> None:
+        """The model's own forward always sees its current weights."""
+
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, cache: Any) -> tuple[Any, torch.Tensor]:
+        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1] :]
+        out = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+            use_cache=True, logits_to_keep=1,
+        )
+        return out.past_key_values, out.logits[:, -1].float()
+
+    def prefill(self, prompts: list[list[int]], max_len: int) -> tuple[HFState, torch.Tensor]:
+        from transformers import DynamicCache
+
+        S = max(len(p) for p in prompts)
+        ids = torch.zeros(len(prompts), S, dtype=torch.long)
+        mask = torch.zeros(len(prompts), S, dtype=torch.long)
+        for i, p in enumerate(prompts):
+            ids[i, S - len(p) :] = torch.tensor(p, dtype=torch.long)
+            mask[i, S - len(p) :] = 1
+        cache, logits = self._forward(ids, mask, DynamicCache(config=self.model.config))
+        return HFState(cache, mask), logits
+
+    def repeat(self, state: HFState, n: int) -> HFState:
+        if n > 1:
+            state.cache.batch_repeat_interleave(n)
+            state.attention_mask = state.attention_mask.repeat_interleave(n, dim=0)
+        return state
+
+    def select(self, state: HFState, rows: torch.Tensor) -> HFState:
+        state.cache.batch_select_indices(rows)
+        state.attention_mask = state.attention_mask[rows]
+        return state
+
+    def decode(self, state: HFState, tokens: torch.Tensor) -> torch.Tensor:
+        state.attention_mask = torch.cat([state.attention_mask, torch.ones_like(state.attention_mask[:, :1])], dim=1)
+        state.cache, logits = self._forward(tokens[:, None], state.attention_mask, state.cache)
+        return logits

@@ -1,0 +1,217 @@
+"""A lean decode path for Llama-family HF models (Llama, SmolLM, Qwen2, Mistral without sliding window).
+
+transformers' per-step overhead (module hooks, cache objects, mask building, logits processors) is
+larger than the arithmetic at decode batch sizes on a CPU. This runner reuses the HF module's weights,
+fused into one QKV and one gate/up matrix per layer and prepacked for oneDNN, keeps one preallocated
+KV cache tensor for all layers, and computes the output head only for the last position of a prompt.
+Its logits match the HF forward (tests check this); other architectures use `HFGenericRunner`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from r1lab.engine.kernels import PackedLinear
+
+SUPPORTED_TYPES = {"llama", "qwen2", "mistral"}
+
+
+def supports(model: Any) -> bool:
+    """Whether `LlamaRunner` reproduces this HF model's forward exactly."""
+    cfg = getattr(model, "config", None)
+    if cfg is None or getattr(cfg, "model_type", None) not in SUPPORTED_TYPES:
+        return False
+    rope = getattr(cfg, "rope_parameters", None) or {}
+    rotary = getattr(getattr(model, "model", None), "rotary_emb", None)
+    return (
+        rotary is not None
+        and hasattr(rotary, "inv_freq")
+        and rope.get("rope_type", "default") not in ("dynamic", "longrope")
+        and getattr(cfg, "hidden_act", "silu") == "silu"
+        and not getattr(cfg, "mlp_bias", False)
+        and getattr(cfg, "pretraining_tp", 1) == 1
+        and getattr(cfg, "sliding_window", None) is None
+    )
+
+
+def parameter_signature(model: torch.nn.Module) -> tuple:
+    """Changes whenever any parameter is replaced or updated in place (optimizer steps bump `_version`)."""
+    return tuple((p.data_ptr(), p._version) for p in model.parameters())
+
+
+@dataclass
+class _Layer:
+    input_norm: torch.Tensor
+    qkv: PackedLinear
+    o: PackedLinear
+    post_norm: torch.Tensor
+    gate_up: PackedLinear
+    down: PackedLinear
+
+
+@dataclass
+class LlamaState:
+    """Decode state of a batch: one KV tensor for all layers and the rows' left padding."""
+
+    kv: torch.Tensor  # [L, 2, B, KVH, Tmax, hd]
+    pad: torch.Tensor  # [B] left-padding slots of each row
+    length: int  # slots written so far (shared by all rows)
+
+    @property
+    def batch_size(self) -> int:
+        return self.kv.shape[2]
+
+
+class LlamaRunner:
+    """prefill / repeat / select / decode over an HF Llama-family model's weights."""
+
+    def __init__(self, model: Any):
+        self.model = model
+        cfg = model.config
+        self.n_heads = cfg.num_attention_heads
+        self.n_kv = getattr(cfg, "num_key_value_heads", None) or self.n_heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
+        self.eps = cfg.rms_norm_eps
+        self.vocab_size = model.get_output_embeddings().weight.shape[0]
+        self._signature = None
+        self.refresh()
+
+    # -- weights -------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Re-fuse and re-pack the weights if the model's parameters changed since the last call."""
+        signature = parameter_signature(self.model)
+        if signature == self._signature:
+            return
+        with torch.no_grad():
+            body = self.model.model
+            self.dtype = body.embed_tokens.weight.dtype
+            self.embed = body.embed_tokens.weight.detach()
+            self.layers = [self._pack_layer(layer) for layer in body.layers]
+            self.final_norm = body.norm.weight.detach()
+            self.head = PackedLinear(self.model.get_output_embeddings().weight)
+            rotary = body.rotary_emb
+            self.inv_freq = rotary.inv_freq.detach().float()
+            self.rope_scale = float(getattr(rotary, "attention_scaling", 1.0))
+        self._signature = signature
+
+    def _pack_layer(self, layer: Any) -> _Layer:
+        att, mlp = layer.self_attn, layer.mlp
+        projections = (att.q_proj, att.k_proj, att.v_proj)
+        qkv_w = torch.cat([p.weight for p in projections])
+        qkv_b = torch.cat([p.bias for p in projections]) if att.q_proj.bias is not None else None
+        return _Layer(
+            input_norm=layer.input_layernorm.weight.detach(),
+            qkv=PackedLinear(qkv_w, qkv_b),
+            o=PackedLinear(att.o_proj.weight, att.o_proj.bias),
+            post_norm=layer.post_attention_layernorm.weight.detach(),
+            gate_up=PackedLinear(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])),
+            down=PackedLinear(mlp.down_proj.weight),
+        )
+
+    # -- pieces --------------------------------------------------------------------------------------
+    def _norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """HF's LlamaRMSNorm (fp32 statistics); spelled out because F.rms_norm is slower at these sizes."""
+        xf = x.float()
+        return weight * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype)
+
+    def _rope(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """positions [...] -> cos, sin [..., hd] in the model dtype (HF's rotate-half convention)."""
+        freqs = positions[..., None].float() * self.inv_freq
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return (emb.cos() * self.rope_scale).to(self.dtype), (emb.sin() * self.rope_scale).to(self.dtype)
+
+    @staticmethod
+    def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        half = x.shape[-1] // 2
+        rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+        return x * cos + rotated * sin
+
+    def _mlp(self, layer: _Layer, h: torch.Tensor) -> torch.Tensor:
+        gate, up = layer.gate_up(self._norm(h, layer.post_norm)).chunk(2, dim=-1)
+        return h + layer.down(F.silu(gate) * up)
+
+    def _split_qkv(self, qkv: torch.Tensor):
+        """[..., (H + 2 KVH) hd] -> q [..., H, hd], k, v [..., KVH, hd]"""
+        hd, h, kv = self.head_dim, self.n_heads, self.n_kv
+        q, k, v = qkv.split([h * hd, kv * hd, kv * hd], dim=-1)
+        shape = qkv.shape[:-1]
+        return q.view(*shape, h, hd), k.view(*shape, kv, hd), v.view(*shape, kv, hd)
+
+    # -- runner interface ----------------------------------------------------------------------------
+    def new_state(self, batch_size: int, max_len: int, pad: torch.Tensor) -> LlamaState:
+        kv = torch.empty(len(self.layers), 2, batch_size, self.n_kv, max_len, self.head_dim, dtype=self.dtype)
+        return LlamaState(kv=kv, pad=pad, length=0)
+
+    def prefill(self, prompts: list[list[int]], max_len: int) -> tuple[LlamaState, torch.Tensor]:
+        """Left-padded batched prompt pass.  -> state, logits of each prompt's last token [P, V]"""
+        lengths = torch.tensor([len(p) for p in prompts])
+        S = int(lengths.max())
+        pad = S - lengths  # [P]
+        ids = torch.zeros(len(prompts), S, dtype=torch.long)
+        for i, p in enumerate(prompts):
+            ids[i, S - len(p) :] = torch.tensor(p, dtype=torch.long)
+        slots = torch.arange(S)
+        positions = (slots[None, :] - pad[:, None]).clamp(min=0)  # [P, S]
+        valid_key = slots[None, :] >= pad[:, None]  # [P, S]
+        causal = slots[:, None] >= slots[None, :]  # [S, S]
+        # Padding queries see themselves only, so no row is fully masked (which would give NaNs).
+        mask = (causal[None] & valid_key[:, None, :]) | torch.eye(S, dtype=torch.bool)[None]  # [P, S, S]
+        mask = mask[:, None]  # [P, 1, S, S]
+        state = self.new_state(len(prompts), max_len, pad)
+        cos, sin = self._rope(positions)  # [P, S, hd]
+        cos, sin = cos[:, None], sin[:, None]
+        h = self.embed[ids]  # [P, S, D]
+        for i, layer in enumerate(self.layers):
+            q, k, v = self._split_qkv(layer.qkv(self._norm(h, layer.input_norm)))
+            q = self._rotate(q.transpose(1, 2), cos, sin)  # [P, H, S, hd]
+            k = self._rotate(k.transpose(1, 2), cos, sin)  # [P, KVH, S, hd]
+            v = v.transpose(1, 2)
+            state.kv[i, 0, :, :, :S] = k
+            state.kv[i, 1, :, :, :S] = v
+            att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=self.n_kv != self.n_heads)
+            h = h + layer.o(att.transpose(1, 2).reshape(h.shape[0], S, -1))
+            h = self._mlp(layer, h)
+        state.length = S
+        return state, self.head(self._norm(h[:, -1], self.final_norm))
+
+    def repeat(self, state: LlamaState, n: int) -> LlamaState:
+        if n == 1:
+            return state
+        return LlamaState(state.kv.repeat_interleave(n, dim=2), state.pad.repeat_interleave(n), state.length)
+
+    def select(self, state: LlamaState, rows: torch.Tensor) -> LlamaState:
+        """Keep only `rows`; copies just the written part of the cache."""
+        kv = torch.empty(*state.kv.shape[:2], len(rows), *state.kv.shape[3:], dtype=state.kv.dtype)
+        kv[..., : state.length, :] = state.kv[:, :, rows, :, : state.length]
+        return LlamaState(kv, state.pad[rows], state.length)
+
+    def decode(self, state: LlamaState, tokens: torch.Tensor) -> torch.Tensor:
+        """Append one token per row.  tokens [B] -> next-token logits [B, V]"""
+        B, t = tokens.shape[0], state.length
+        if t >= state.kv.shape[4]:
+            raise RuntimeError(f"KV cache full ({state.kv.shape[4]} slots)")
+        H, KVH, hd = self.n_heads, self.n_kv, self.head_dim
+        cos, sin = self._rope(t - state.pad)  # [B, hd]
+        cos, sin = cos[:, None], sin[:, None]
+        invalid = torch.arange(t + 1)[None, :] < state.pad[:, None]  # [B, t+1] left padding
+        bias = torch.zeros(B, 1, 1, t + 1, dtype=self.dtype).masked_fill_(invalid[:, None, None], float("-inf"))
+        scale = hd**-0.5
+        h = self.embed[tokens]  # [B, D]
+        for i, layer in enumerate(self.layers):
+            qkv = layer.qkv(self._norm(h, layer.input_norm))  # [B, (H + 2 KVH) hd]
+            qk = self._rotate(qkv[:, : (H + KVH) * hd].view(B, H + KVH, hd), cos, sin)  # q and k rotate together
+            keys, values = state.kv[i, 0], state.kv[i, 1]  # [B, KVH, Tmax, hd]
+            keys[:, :, t] = qk[:, H:]
+            values[:, :, t] = qkv[:, (H + KVH) * hd :].view(B, KVH, hd)
+            # One query per row: a KV head's query group fits in the "query length" axis.  [B, KVH, G, hd]
+            q = qk[:, :H].reshape(B, KVH, H // KVH, hd)
+            scores = torch.matmul(q, keys[:, :, : t + 1].transpose(-1, -2)).mul_(scale).add_(bias)  # [B, KVH, G, t+1]
+            att = torch.matmul(torch.softmax(scores, dim=-1), values[:, :, : t + 1])  # [B, KVH, G, hd]
+            h = h + layer.o(att.reshape(B, H * hd))
+            h = self._mlp(layer, h)
+        state.length = t + 1
+        return self.head(self._norm(h, self.final_norm))

@@ -1,0 +1,111 @@
+"""The sampler interface every stage uses: `make_sampler(model, tokenizer).generate(prompts, params)`."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Sequence
+
+from r1lab.engine.loop import TokenCallback, run_chunk
+from r1lab.engine.params import Completion, SamplingParams
+from r1lab.engine.stopping import StopCriteria, eos_token_ids
+from r1lab.errors import ConfigError
+
+Prompt = str | Sequence[int]
+
+
+class Sampler:
+    """Batched sampling with r1lab's decode loop over a backend runner.
+
+    `max_batch_rows` bounds the rows (prompts x n) decoded together; larger requests run in chunks.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, runner: Any, *, max_batch_rows: int = 64):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.runner = runner
+        self.max_batch_rows = max_batch_rows
+        self.eos_ids = eos_token_ids(model, tokenizer)
+
+    @property
+    def backend(self) -> str:
+        return type(self.runner).__name__
+
+    def encode(self, prompt: Prompt) -> list[int]:
+        if isinstance(prompt, str):
+            if self.tokenizer is None:
+                raise ConfigError("prompt is text but the model has no tokenizer; pass token ids instead")
+            return list(self.tokenizer(prompt).input_ids)
+        ids = [int(t) for t in prompt]
+        if not ids:
+            raise ConfigError("empty prompt: at least one token is needed to condition on")
+        return ids
+
+    def sync_weights(self) -> None:
+        """Pick up weights changed by a trainer (the runners re-pack only when parameters changed)."""
+        self.runner.refresh()
+
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams | None = None, *,
+                 on_tokens: TokenCallback | None = None) -> list[list[Completion]]:
+        """params.n completions for each prompt, in prompt order."""
+        params = params or SamplingParams()
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        ids = [self.encode(p) for p in prompts]
+        stop = StopCriteria(self.tokenizer, params, self.eos_ids)
+        run = self._chunk_fn(params)
+        self.runner.refresh()
+        per_chunk = max(1, self.max_batch_rows // params.n)
+        out: list[list[Completion]] = []
+        with eval_mode(self.model):
+            for start in range(0, len(ids), per_chunk):
+                chunk = ids[start : start + per_chunk]
+                out += run(self.runner, chunk, list(range(start, start + len(chunk))), params, stop, on_tokens)
+        return out
+
+    def _chunk_fn(self, params: SamplingParams):
+        """The decode loop for these params (subclasses add speculative decoding)."""
+        return run_chunk
+
+
+@contextlib.contextmanager
+def eval_mode(model: Any):
+    """Sample in eval mode (no dropout, no MoE load counting), then restore the trainer's mode."""
+    was_training = getattr(model, "training", False)
+    if was_training:
+        model.eval()
+    try:
+        yield
+    finally:
+        if was_training:
+            model.train()
+
+
+def is_r1lab_model(model: Any) -> bool:
+    try:
+        from r1lab.model import Transformer
+    except ImportError:
+        return False
+    return isinstance(model, Transformer)
+
+
+def make_sampler(model: Any, tokenizer: Any = None, *, backend: str = "auto", max_batch_rows: int = 64) -> Any:
+    """A sampler for an r1lab Transformer or an HF causal LM.
+
+    backend: "auto" (r1lab runner for r1lab models, the lean Llama runner for Llama-family HF models,
+    else the HF-forward runner), "hf" (force the HF-forward runner), "vllm" (GPU; HF models).
+    """
+    if backend == "vllm":
+        from r1lab.engine.vllm_backend import VLLMSampler
+
+        return VLLMSampler(model, tokenizer)
+    if backend not in ("auto", "hf"):
+        raise ConfigError(f"engine backend: expected one of auto, hf, vllm, got {backend!r}")
+    if is_r1lab_model(model):
+        from r1lab.engine.r1lab_backend import R1labRunner, R1labSampler
+
+        return R1labSampler(model, tokenizer, R1labRunner(model), max_batch_rows=max_batch_rows)
+    from r1lab.engine import hf_llama
+    from r1lab.engine.hf_generic import HFGenericRunner
+
+    runner = hf_llama.LlamaRunner(model) if backend == "auto" and hf_llama.supports(model) else HFGenericRunner(model)
+    return Sampler(model, tokenizer, runner, max_batch_rows=max_batch_rows)

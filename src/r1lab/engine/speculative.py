@@ -1,0 +1,161 @@
+"""MTP speculative decoding (V3 §2.2 / §5.4.3): the MTP module drafts token t+2, the main model verifies.
+
+Each iteration feeds the main model two tokens per row, the last accepted token x (position p) and the
+draft d (position p+1), which yields the distribution P1 that d is checked against and P2 for the token
+after d. Standard speculative rejection sampling (Leviathan et al. 2023; Chen et al. 2023):
+- accept d with probability min(1, P1(d) / Q(d)) (greedy: iff d = argmax P1); then a bonus token is
+  sampled from P2, so an iteration yields two tokens;
+- otherwise sample from the residual norm(max(P1 - Q, 0)) (greedy: argmax P1): one token.
+Every emitted token is therefore distributed exactly as under plain sampling from the policy (P and Q
+are the *processed* policies: temperature, top-k, top-p, min-p), and greedy output equals plain greedy.
+
+The MTP module keeps its own layer in the compressed cache. Its slot i holds (h_i, token_{i+1}); after an
+iteration it is run on the (up to) two newly completed slots: (p, p+1) when d was accepted, or slot p
+twice (identical inputs, identical writes) when it was rejected, and its last output drafts the next d.
+Random numbers come from each row's stream, indexed by the completion index of the token they decide.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from r1lab.engine.loop import RowBuffers, TokenCallback, finished_rows
+from r1lab.engine.params import Completion, SamplingParams
+from r1lab.engine.randomness import row_uniforms
+from r1lab.engine.sampling import model_logprobs, policy_logprobs, sample_from_probs, sample_tokens
+from r1lab.engine.stopping import StopCriteria
+
+ACCEPT, RESAMPLE, DRAFT = 0, 1, 2  # uniform columns: accept test, residual/bonus draw, draft draw
+
+
+def draft_tokens(logits: torch.Tensor, params: SamplingParams, u: torch.Tensor):
+    """Sample drafts from the MTP logits.  -> tokens [B], draft policy probs Q [B, V] (None when greedy)"""
+    lp = model_logprobs(logits, params.temperature)
+    if params.greedy:
+        return lp.argmax(-1), None
+    q = policy_logprobs(lp, params).exp()
+    return sample_from_probs(q, u), q
+
+
+def verify(logits: torch.Tensor, drafts: torch.Tensor, q: torch.Tensor | None, params: SamplingParams,
+           u_accept: torch.Tensor, u_resample: torch.Tensor):
+    """Speculative acceptance of `drafts` under the main model's `logits` [B, V].
+
+    -> accepted [B] bool, emitted token [B] (the draft if accepted, else the residual draw),
+       its model log-prob [B] and policy log-prob [B].
+    """
+    model_lp = model_logprobs(logits, params.temperature)
+    if params.greedy:
+        target = model_lp.argmax(-1)
+        accepted = target == drafts
+        return accepted, target, model_lp.gather(-1, target[:, None]).squeeze(-1), torch.zeros(len(drafts))
+    policy_lp = policy_logprobs(model_lp, params)
+    p = policy_lp.exp()
+    p_d = p.gather(-1, drafts[:, None]).squeeze(-1)
+    q_d = q.gather(-1, drafts[:, None]).squeeze(-1)
+    accepted = u_accept.to(p.dtype) * q_d < p_d
+    residual = (p - q).clamp(min=0)
+    empty = residual.sum(-1, keepdim=True) <= 0  # P == Q: every draft is accepted anyway
+    residual = torch.where(empty, p, residual)
+    tokens = torch.where(accepted, drafts, sample_from_probs(residual, u_resample))
+    lp = model_lp.gather(-1, tokens[:, None]).squeeze(-1)
+    plp = policy_lp.gather(-1, tokens[:, None]).squeeze(-1)
+    return accepted, tokens, lp, plp
+
+
+class _Rows:
+    """Per-row decode state that is filtered together when rows finish."""
+
+    def __init__(self, **tensors: torch.Tensor):
+        self.__dict__.update(tensors)
+
+    def select(self, keep: torch.Tensor) -> None:
+        for name, value in list(self.__dict__.items()):
+            self.__dict__[name] = value[keep.to(value.device)]
+
+
+@torch.inference_mode()
+def run_chunk_speculative(runner: Any, prompts: list[list[int]], prompt_indices: list[int], params: SamplingParams,
+                          stop: StopCriteria, on_tokens: TokenCallback | None = None):
+    """Like `loop.run_chunk`, with MTP drafts. -> (completions, {"drafts": int, "accepted": int})"""
+    model = runner.model
+    n, steps = params.n, params.max_new_tokens
+    keys = [(p, j) for p in prompt_indices for j in range(n)]
+    uniforms = row_uniforms(params.seed, keys, steps + 1, width=3)  # [R, steps+1, 3]
+    buffers = RowBuffers(len(keys), steps)
+    stats = {"drafts": 0, "accepted": 0}
+
+    def emit(rows: torch.Tensor, tokens, lp, plp) -> torch.Tensor:
+        buffers.append(rows, tokens.cpu(), lp.cpu(), plp.cpu())
+        if on_tokens is not None:
+            on_tokens([prompt_indices[r // n] * n + r % n for r in rows.tolist()], tokens.tolist())
+        return finished_rows(stop, buffers, rows, tokens.cpu(), params)
+
+    pre = runner.prefill_full(prompts, int(max(len(p) for p in prompts)) + steps + 2)
+    cache = pre.state.cache.repeat_interleave(n) if n > 1 else pre.state.cache
+    rep = (lambda t: t.repeat_interleave(n, dim=0)) if n > 1 else (lambda t: t)
+    ids, hidden, positions, lengths = rep(pre.ids), rep(pre.hidden), rep(pre.positions), rep(pre.lengths)
+    alive = torch.arange(len(keys))
+    row_range = torch.arange(len(keys), device=ids.device)
+
+    # First token from the prompt pass, as in plain decoding.
+    x, lp, plp = sample_tokens(rep(pre.logits), params, uniforms[:, 0, RESAMPLE])
+    done = emit(alive, x, lp, plp)
+    # MTP pass over the prompt: slot i gets (h_i, token_{i+1}); the last slot's token is the one just sampled.
+    next_ids = torch.cat([ids[:, 1:], ids[:, :1]], dim=1)
+    next_ids[row_range, lengths - 1] = x.to(ids.device)
+    mtp_logits, _ = model.mtp_forward(hidden, next_ids, positions=positions, cache=cache)
+    rows = _Rows(alive=alive, x=x.to(ids.device), pos=lengths.clone(),
+                 q_logits=mtp_logits[row_range, lengths - 1])
+
+    while True:
+        if done.all():
+            break
+        if done.any():
+            keep = (~done).nonzero().squeeze(-1)
+            cache = cache.select(keep.to(ids.device))
+            rows.select(keep)
+        B = rows.alive.shape[0]
+        at = buffers.lengths[rows.alive]  # completion index of the drafted token
+        u = uniforms[rows.alive]
+        u_at = u[torch.arange(B), at]  # [B, 3]
+        d, q = draft_tokens(rows.q_logits, params, u_at[:, DRAFT])
+        pos2 = torch.stack([rows.pos, rows.pos + 1], dim=1)
+        out = model(torch.stack([rows.x, d], dim=1), positions=pos2, cache=cache, return_hidden=True)
+        accepted, tok1, lp1, plp1 = verify(out.logits[:, 0], d, q, params, u_at[:, ACCEPT], u_at[:, RESAMPLE])
+        stats["drafts"] += B
+        stats["accepted"] += int(accepted.sum())
+        done = emit(rows.alive, tok1, lp1, plp1)
+
+        bonus_rows = (accepted.cpu() & ~done).nonzero().squeeze(-1)
+        bonus = tok1.clone()
+        if len(bonus_rows):
+            u_next = u[bonus_rows, at[bonus_rows] + 1, RESAMPLE]
+            b, lpb, plpb = sample_tokens(out.logits[bonus_rows.to(d.device), 1], params, u_next)
+            bonus[bonus_rows.to(d.device)] = b
+            done[bonus_rows] |= emit(rows.alive[bonus_rows], b, lpb, plpb)
+
+        acc = accepted[:, None]
+        h = out.hidden  # [B, 2, D]
+        mtp_hidden = torch.where(acc[..., None], h, h[:, :1].expand_as(h))
+        mtp_ids = torch.where(acc, torch.stack([d, bonus], dim=1), tok1[:, None].expand(-1, 2))
+        mtp_pos = torch.where(acc, pos2, rows.pos[:, None].expand(-1, 2))
+        rows.x = torch.where(accepted, bonus, tok1)
+        rows.pos = torch.where(accepted, rows.pos + 2, rows.pos + 1)
+        if done.all():
+            break
+        live = (~done).nonzero().squeeze(-1).to(d.device)
+        if len(live) < B:  # run the MTP module only for rows that continue
+            cache = cache.select(live)
+            rows.select(live)
+            mtp_hidden, mtp_ids, mtp_pos = mtp_hidden[live], mtp_ids[live], mtp_pos[live]
+            done = torch.zeros(len(live), dtype=torch.bool)
+        mtp_logits, _ = model.mtp_forward(mtp_hidden, mtp_ids, positions=mtp_pos, cache=cache)
+        rows.q_logits = mtp_logits[:, 1]
+
+    completions: list[list[Completion]] = [
+        [buffers.completion(i * n + j, prompts[i], stop) for j in range(n)] for i in range(len(prompts))
+    ]
+    return completions, stats
