@@ -1,0 +1,386 @@
+"""The RL stage: GRPO-family objectives and PPO on rollouts from the engine, scored by the reward library,
+optimised by the shared training loop.
+
+One *rollout cycle* = sample `prompts_per_step` prompts x `group_size` completions with the current policy,
+score them, record old (and reference) log-probs, compute advantages; then `mu` passes over the batch, each
+split into `mini_batches` optimizer steps (each of `train.grad_accum` micro-batches). So optimizer steps per
+cycle = mu x mini_batches; with both 1 the update is exactly on-policy (ratio == 1) and the old log-probs are
+the current ones detached, so no extra forward pass is spent.
+
+Loss normalisation over micro-batches goes through the loop's `batch_weight`: each micro-batch returns its
+local loss (`policy_loss` with local normalisers) weighted by its count in the aggregation's normaliser
+(tokens for token_mean, sequences for seq_mean / constant), which sums to the step batch's global loss for
+any micro-batch split. Metric names follow TRL (`reward`, `rewards/<fn>/mean`, `frac_reward_zero_std`,
+`clip_ratio/low_mean`, `kl`, `entropy`, `completions/mean_length`, `completions/clipped_ratio`, ...).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any, Callable, Literal, Sequence
+
+import torch
+from pydantic import Field, model_validator
+
+from r1lab.algo import ObjectiveConfig, fill_batch, get_preset, kl_estimate, mask_truncated, policy_loss
+from r1lab.config import StrictModel
+from r1lab.errors import R1labError
+from r1lab.train.config import TrainConfig
+from r1lab.train.loop import TrainResult, train
+from r1lab.train.model_spec import ModelSpec, build_model
+from r1lab.train.rl_forward import completion_logprobs
+from r1lab.train.rl_metrics import completion_metrics, reward_metrics
+from r1lab.train.rl_rollout import build_rollout, select_rows, split_rows, trim
+from r1lab.train.rl_scoring import RewardSpec, ScoredGroup, build_reward_fns, score_group
+from r1lab.train.rng import seed_everything
+
+
+class RLDataConfig(StrictModel):
+    """Prompts: a task of `r1lab.data.load_task`, rendered with a template."""
+
+    task: str = Field("arith", description="task spec for r1lab.data.load_task (e.g. arith, rg:leg_counting)")
+    split: str = Field("train", description="task split")
+    size: int = Field(512, ge=1, description="number of prompts (visited in a seeded order, epoch after epoch)")
+    seed: int = Field(0, description="task generation / order seed")
+    template: Literal["r1", "chat", "plain"] = Field("plain", description="prompt template")
+    think_prefill: bool | None = Field(None, description="end the prompt with '<think>\\n' (None: template default)")
+
+
+class RolloutConfig(StrictModel):
+    """Sampling of one rollout cycle."""
+
+    prompts_per_step: int = Field(16, ge=1, description="groups (prompts) per rollout batch")
+    group_size: int = Field(8, ge=2, description="completions per prompt (G)")
+    max_new_tokens: int = Field(64, ge=1, description="completion length limit (also L_max of agg='constant')")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature; log-probs are taken at it too")
+    top_p: float = Field(1.0, gt=0, le=1)
+    top_k: int = Field(0, ge=0)
+    stop: list[str] = Field(default_factory=list, description="extra stop strings")
+    backend: str = Field("auto", description="engine backend: auto, hf, vllm")
+    max_batch_rows: int = Field(64, ge=1, description="rows decoded together by the engine")
+
+
+def _default_rewards() -> list[RewardSpec]:
+    return [RewardSpec(name="accuracy"), RewardSpec(name="format", weight=0.5)]
+
+
+class RLConfig(StrictModel):
+    model: ModelSpec = Field(default_factory=ModelSpec, description="policy to start from (usually init_from)")
+    tokenizer: str | None = Field(None, description="tokenizer dir/file when the model dir ships none")
+    reference: str | None = Field(None, description="frozen reference checkpoint (None: a copy of the start policy)")
+    data: RLDataConfig = Field(default_factory=RLDataConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    rewards: list[RewardSpec] = Field(default_factory=_default_rewards, description="summed, weighted rewards")
+    preset: str = Field("r1", description="objective preset: r1, grpo_deepseekmath, dr_grpo, dapo, reinforce, ppo, trl_default")
+    objective: dict[str, Any] = Field(default_factory=dict, description="overrides of the preset's switches (ObjectiveConfig)")
+    mini_batches: int = Field(1, ge=1, description="optimizer steps per pass over a rollout batch")
+    num_rollouts: int = Field(50, ge=1, description="rollout cycles when train.max_steps is unset")
+    vf_coef: float = Field(0.5, ge=0, description="value-loss weight (PPO)")
+    balance_gamma: float = Field(1e-3, ge=0, description="MoE balance-bias update speed (r1lab models)")
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> "RLConfig":
+        self.objective_config  # validates preset + overrides
+        rows = self.rollout.prompts_per_step * self.rollout.group_size
+        if rows < self.mini_batches * self.train.grad_accum:
+            raise ValueError(f"{rows} rollout rows cannot fill mini_batches x train.grad_accum = "
+                             f"{self.mini_batches} x {self.train.grad_accum} micro-batches")
+        return self
+
+    @property
+    def objective_config(self) -> ObjectiveConfig:
+        try:
+            return get_preset(self.preset, **self.objective)
+        except KeyError as e:
+            raise ValueError(str(e).strip("'\"")) from None
+
+
+def _weight(agg: str, mask: torch.Tensor) -> float:
+    """A micro-batch's count in the aggregation's normaliser (see module docstring)."""
+    if agg == "token_mean":
+        return float(mask.sum())
+    if agg == "token_mean_local":
+        return float(mask.sum() > 0)
+    return float(mask.bool().any(dim=-1).sum())
+
+
+class RLStage:
+    """The RL stage for the shared loop: rollout cycles, micro-batches and the policy (+ value) loss."""
+
+    def __init__(self, cfg: RLConfig, model: Any, tokenizer: Any, records: Sequence[dict], *,
+                 sampler: Any = None, reward_fns: dict[str, Callable] | None = None,
+                 reference: Any = None, critic: Any = None):
+        from r1lab.data import get_template
+
+        self.cfg, self.obj = cfg, cfg.objective_config
+        self.model, self.tokenizer = model, tokenizer
+        self.records = list(records)
+        if not self.records:
+            raise R1labError("rl: the task gave no prompts")
+        self.G = cfg.rollout.group_size
+        self.template = get_template(cfg.data.template, think_prefill=cfg.data.think_prefill)
+        specs = list(cfg.rewards)
+        for name in self.obj.extra_rewards:  # e.g. DAPO's soft overlong punishment
+            if all(s.name != name for s in specs):
+                L = cfg.rollout.max_new_tokens
+                params = {"max_len": L, "cache_len": max(1, L // 5)} if name == "overlong" else {}
+                specs.append(RewardSpec(name=name, params=params))
+        self.reward_fns = build_reward_fns(specs, reward_fns)
+        if sampler is None:
+            from r1lab.engine import make_sampler
+
+            sampler = make_sampler(model, tokenizer, backend=cfg.rollout.backend,
+                                   max_batch_rows=cfg.rollout.max_batch_rows)
+        self.sampler = sampler
+        self.reference = reference if self.obj.needs_reference else None
+        if self.obj.needs_reference and reference is None:
+            raise ValueError("this objective needs a reference model (beta != 0)")
+        self.critic = critic if self.obj.uses_critic else None
+        if self.obj.uses_critic and critic is None:
+            raise ValueError("advantage='gae' needs a critic (r1lab.train.ppo.ValueModel)")
+        self.extra_modules = {"critic": self.critic} if self.critic is not None else {}
+        self.pad_id = _pad_id(model, tokenizer)
+        self.steps_per_cycle = self.obj.mu * cfg.mini_batches
+        self.num_steps = cfg.num_rollouts * self.steps_per_cycle
+        self.cycle, self.cursor = -1, 0
+        self.buffer: dict[str, torch.Tensor] | None = None
+        self.stats: dict[str, float] = {}
+
+    # ----- prompts -----
+    def _next_records(self, k: int) -> list[dict]:
+        n, out = len(self.records), []
+        for _ in range(k):
+            epoch, i = divmod(self.cursor, n)
+            g = torch.Generator().manual_seed(self.cfg.data.seed * 1_000_003 + epoch)
+            out.append(self.records[int(torch.randperm(n, generator=g)[i])])
+            self.cursor += 1
+        return out
+
+    def _sample_round(self, cycle: int, round_index: int) -> list[ScoredGroup]:
+        from r1lab.engine import SamplingParams
+
+        r = self.cfg.rollout
+        records = self._next_records(r.prompts_per_step)
+        prompts = [self.template.render(rec["prompt"], self.tokenizer) for rec in records]
+        params = SamplingParams(n=self.G, max_new_tokens=r.max_new_tokens, temperature=r.temperature,
+                                top_p=r.top_p, top_k=r.top_k, stop=list(r.stop),
+                                seed=self.cfg.train.seed * 1_000_003 + cycle * 1_009 + round_index)
+        outs = self.sampler.generate(prompts, params)
+        return [score_group(rec, comps, self.reward_fns, self.template.prefill) for rec, comps in zip(records, outs)]
+
+    # ----- rollout cycle -----
+    def _device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @torch.no_grad()
+    def _per_token(self, fn: Callable[[dict], torch.Tensor], buffer: dict) -> torch.Tensor:
+        """fn over the buffer in micro-batch-sized chunks, reassembled to [N, C] on CPU."""
+        N, C = buffer["comp_mask"].shape
+        out = torch.zeros(N, C)
+        size = max(1, -(-N // (self.cfg.mini_batches * self.cfg.train.grad_accum)))
+        for start in range(0, N, size):
+            rows = torch.arange(start, min(N, start + size))
+            part = trim(select_rows(buffer, rows))
+            part = {k: v.to(self._device()) for k, v in part.items()}
+            vals = fn(part).float().cpu()
+            out[rows, : vals.shape[1]] = vals
+        return out
+
+    def _logprobs(self, module: Any, buffer: dict) -> torch.Tensor:
+        was = module.training
+        module.eval()
+        try:
+            return self._per_token(lambda b: completion_logprobs(module, b, self.cfg.rollout.temperature)[0], buffer)
+        finally:
+            module.train(was)
+
+    def _rollout(self, cycle: int) -> None:
+        t0 = time.perf_counter()
+        stats: dict[str, float] = {}
+        was = self.model.training
+        self.model.eval()
+        try:
+            if hasattr(self.sampler, "sync_weights"):
+                self.sampler.sync_weights()
+            with torch.no_grad():
+                if self.obj.dynamic_sampling:
+                    n = self.cfg.rollout.prompts_per_step
+                    res = fill_batch(lambda i: self._sample_round(cycle, i), n, self.obj.max_sampling_rounds)
+                    if not res.groups:
+                        raise R1labError(f"rl: {res.describe(n)}; every group was all-correct or all-wrong "
+                                         f"(make the task easier/harder or raise objective.max_sampling_rounds)")
+                    groups = res.groups
+                    stats.update({"dynamic_sampling/rounds": res.rounds, "dynamic_sampling/ok": float(res.ok),
+                                  "dynamic_sampling/kept_fraction": len(groups) / max(res.sampled, 1)})
+                else:
+                    groups = self._sample_round(cycle, 0)
+        finally:
+            self.model.train(was)
+        t_gen = time.perf_counter() - t0
+
+        comps = [c for g in groups for c in g.completions]
+        buffer = build_rollout(comps, self.pad_id)
+        rewards = torch.tensor([r for g in groups for r in g.rewards], dtype=torch.float32)
+        valid = buffer["comp_mask"].clone()
+        if self.obj.overlong_filter:
+            buffer["comp_mask"] = mask_truncated(buffer["comp_mask"], buffer["truncated"])
+        buffer["rewards"] = rewards
+        need_old = self.steps_per_cycle > 1 or (self.obj.uses_critic and self.obj.beta != 0)
+        if need_old:
+            buffer["old_logp"] = self._logprobs(self.model, buffer)
+            live = valid > 0
+            stats["logprob_mismatch/mean"] = float((buffer["old_logp"] - buffer["sampler_logp"])[live].abs().mean())
+        if self.reference is not None:
+            self.reference.to(self._device())
+            buffer["ref_logp"] = self._logprobs(self.reference, buffer)
+            if self.obj.kl_placement == "reward":  # KL is not in the loss metrics then: report it here
+                live = buffer["comp_mask"] > 0
+                kl = kl_estimate(buffer["old_logp"], buffer["ref_logp"], "k3")
+                stats["kl"] = float(kl[live].mean()) if live.any() else 0.0
+        if self.critic is not None:
+            from r1lab.train.ppo import gae_targets
+
+            was_c = self.critic.training
+            self.critic.eval()
+            values = self._per_token(lambda b: self.critic(b), buffer)
+            self.critic.train(was_c)
+            buffer.update(gae_targets(rewards, values, valid, buffer["comp_mask"], self.obj,
+                                      buffer.get("old_logp"), buffer.get("ref_logp")))
+        else:
+            buffer["advantages"] = self.obj.advantages(rewards, self.G)
+        self.buffer = buffer
+
+        texts = [c.text for c in comps]
+        correct = None if groups[0].correct is None else [c for g in groups for c in g.correct]
+        per_fn: dict[str, list] = {}
+        for g in groups:
+            for name, vals in g.per_function.items():
+                per_fn.setdefault(name, []).extend(vals)
+        stats.update(reward_metrics(rewards.tolist(), per_fn, self.G, correct))
+        stats.update(completion_metrics(texts, buffer["comp_len"].tolist(), buffer["truncated"].tolist(), correct))
+        stats["num_completions"] = float(len(comps))
+        stats["time/generation_s"] = t_gen
+        stats["time/rollout_s"] = time.perf_counter() - t0
+        self.stats = stats
+
+    # ----- the loop's stage protocol -----
+    def next_batch(self, step: int, micro: int) -> dict[str, torch.Tensor]:
+        cycle, within = divmod(step, self.steps_per_cycle)
+        if cycle != self.cycle or self.buffer is None:
+            self._rollout(cycle)
+            self.cycle = cycle
+        n = self.buffer["comp_mask"].shape[0]
+        pass_index, mini = divmod(within, self.cfg.mini_batches)
+        order = None
+        if self.cfg.mini_batches > 1:
+            g = torch.Generator().manual_seed(self.cfg.train.seed * 1_000_003 + cycle * 1_009 + pass_index)
+            order = torch.randperm(n, generator=g)
+        mini_rows = split_rows(n, min(self.cfg.mini_batches, n), order)[min(mini, n - 1)]
+        parts = split_rows(len(mini_rows), min(self.cfg.train.grad_accum, len(mini_rows)))
+        weights = [_weight(self.obj.agg, self.buffer["comp_mask"][mini_rows[p]]) for p in parts]
+        if micro >= len(parts):  # fewer rows than micro-batches (a short dynamic-sampling batch): a no-op part
+            batch = trim(select_rows(self.buffer, mini_rows[:1]))
+            batch["comp_mask"] = torch.zeros_like(batch["comp_mask"])
+            batch["weight"] = torch.tensor(0.0)
+            return batch
+        batch = trim(select_rows(self.buffer, mini_rows[parts[micro]]))
+        batch["weight"] = torch.tensor(weights[micro] if sum(weights) > 0 else 1.0)
+        return batch
+
+    def batch_weight(self, batch: dict) -> float:
+        return float(batch["weight"])
+
+    def loss_fn(self, model: Any, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        mask = batch["comp_mask"]
+        logp, entropy = completion_logprobs(model, batch, self.cfg.rollout.temperature, with_entropy=True)
+        old = batch["old_logp"] if "old_logp" in batch else logp.detach()
+        ref = batch.get("ref_logp") if self.obj.kl_placement == "loss" else None
+        loss, metrics = policy_loss(logp, old, batch["advantages"], mask, ref,
+                                    **self.obj.loss_kwargs(max_len=self.cfg.rollout.max_new_tokens))
+        n = float(mask.sum())
+        metrics["entropy"] = float((entropy * mask).sum() / n) if n else 0.0
+        if self.critic is not None:
+            from r1lab.algo import value_loss
+
+            values = self.critic(batch)
+            v_loss, v_metrics = value_loss(values, batch["old_values"], batch["returns"], mask,
+                                           clip_eps=self.obj.value_clip, agg=self.obj.agg,
+                                           global_tokens=None, global_seqs=None)
+            loss = loss + self.cfg.vf_coef * v_loss
+            metrics["value_loss"] = float(v_loss.detach())
+            metrics["vf_clipfrac"] = v_metrics["vf_clipfrac"]
+        return loss, metrics
+
+    def after_step(self, model: Any, step: int, metrics: dict) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.stats)
+        out["rollout"] = float(self.cycle)
+        if hasattr(model, "update_balance_bias"):
+            from r1lab.train.pretrain import moe_metrics
+
+            out.update(moe_metrics(model.update_balance_bias(self.cfg.balance_gamma)))
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"cycle": self.cycle, "cursor": self.cursor, "buffer": self.buffer, "stats": self.stats}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.cycle, self.cursor = int(state["cycle"]), int(state["cursor"])
+        self.buffer, self.stats = state["buffer"], dict(state["stats"])
+
+    def save_artifacts(self, directory) -> None:
+        if self.tokenizer is not None and hasattr(self.tokenizer, "save_pretrained"):
+            self.tokenizer.save_pretrained(str(directory))
+
+
+def _pad_id(model: Any, tokenizer: Any) -> int:
+    for source in (tokenizer, getattr(model, "config", None)):
+        for name in ("pad_token_id", "eos_token_id"):
+            v = getattr(source, name, None)
+            if isinstance(v, int):
+                return v
+    return 0
+
+
+def frozen_copy(model: Any) -> Any:
+    """A reference policy: a deep copy with gradients off, in eval mode (never in the optimizer)."""
+    ref = copy.deepcopy(model)
+    ref.eval()
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    return ref
+
+
+def rl(cfg: RLConfig, *, model: Any = None, tokenizer: Any = None, records: Sequence[dict] | None = None,
+       sampler: Any = None, reward_fns: dict[str, Callable] | None = None) -> TrainResult:
+    """Run the RL stage per `cfg`; model / tokenizer / records / sampler / reward functions may be passed in."""
+    seed_everything(cfg.train.seed)
+    obj = cfg.objective_config
+    if tokenizer is None and cfg.tokenizer is not None:
+        from r1lab.train.pretrain import load_tokenizer
+
+        tokenizer = load_tokenizer(cfg.tokenizer)
+    if model is None:
+        model, tokenizer = build_model(cfg.model, tokenizer)
+    if records is None:
+        from r1lab.data import load_task
+
+        records = load_task(cfg.data.task, cfg.data.split, cfg.data.size, cfg.data.seed)
+    reference = None
+    if obj.needs_reference:
+        if cfg.reference is not None:
+            from r1lab.sources import load_model
+
+            reference = frozen_copy(load_model(cfg.reference)[0])
+        else:
+            reference = frozen_copy(model)
+    critic = None
+    if obj.uses_critic:
+        from r1lab.train.ppo import ValueModel
+
+        critic = ValueModel.from_policy(model)
+    stage = RLStage(cfg, model, tokenizer, records, sampler=sampler, reward_fns=reward_fns,
+                    reference=reference, critic=critic)
+    run_config = {"stage": "rl", **cfg.model_dump(mode="json"), "objective_resolved": obj.model_dump(mode="json")}
+    return train(model, stage, cfg.train, run_config=run_config)

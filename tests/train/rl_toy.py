@@ -1,0 +1,51 @@
+"""A toy RL setting that learns in seconds on CPU: a character tokenizer, a tiny randomly initialised
+causal LM and a reward (share of 'a' characters) that the policy can learn from its own samples."""
+
+from __future__ import annotations
+
+import torch
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from r1lab.train.rl import RLConfig
+
+
+def char_tokenizer(chars: str = "abc?") -> PreTrainedTokenizerFast:
+    vocab = {"<pad>": 0, "<eos>": 1, **{c: i + 2 for i, c in enumerate(chars)}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
+
+
+def tiny_llama(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
+                      pad_token_id=0, eos_token_id=1, bos_token_id=None, tie_word_embeddings=False)
+    return LlamaForCausalLM(cfg)
+
+
+def share_of_a(completions, **_):
+    return [t.count("a") / max(len(t), 1) for t in completions]
+
+
+def all_a(completions, **_):
+    """Binary: 1 when the completion is non-empty and only 'a's (groups are often all-0 early on)."""
+    return [float(len(t) > 0 and set(t) == {"a"}) for t in completions]
+
+
+REWARDS = {"share_of_a": share_of_a, "all_a": all_a}
+
+
+def records(n: int = 16) -> list[dict]:
+    return [{"id": str(i), "prompt": "?" * (1 + i % 3), "answer": "", "task": "toy", "metadata": {}} for i in range(n)]
+
+
+def config(out_dir, **over) -> RLConfig:
+    train = {"out_dir": str(out_dir), "lr": 1e-2, "schedule": "constant", "progress": False,
+             "tensorboard": False, "seed": 0, **over.pop("train", {})}
+    rollout = {"prompts_per_step": 8, "group_size": 4, "max_new_tokens": 8, **over.pop("rollout", {})}
+    data = {"template": "plain", "think_prefill": False}
+    return RLConfig.model_validate({"data": data, "rollout": rollout, "rewards": [{"name": "share_of_a"}],
+                                    "train": train, **over})
