@@ -13,6 +13,7 @@ Nothing is pickled: tensors go through safetensors, everything else through JSON
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any, Callable
@@ -33,15 +34,34 @@ TRAINER_STATE = "trainer_state"
 def save_weights(model: nn.Module, directory: Path) -> None:
     """HF layout through the model's own `save_pretrained` (r1lab and HF models), else one safetensors file."""
     if hasattr(model, "save_pretrained"):
-        model.save_pretrained(str(directory))
+        with _quiet_hf_progress():
+            model.save_pretrained(str(directory))
     else:
         save_model(model, str(directory / "model.safetensors"))
+
+
+@contextlib.contextmanager
+def _quiet_hf_progress():
+    """HF prints a 'Writing model shards' bar per save; the loop's own bar is enough."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def load_weights(model: nn.Module, directory: Path) -> None:
     """Load a checkpoint's weights into `model` in place (keeps the optimizer's parameter objects)."""
     if hasattr(type(model), "from_pretrained") and hasattr(model, "save_pretrained"):
-        loaded = type(model).from_pretrained(str(directory))
+        with _quiet_hf_progress():
+            loaded = type(model).from_pretrained(str(directory))
         missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
         del loaded
         if unexpected or any(not _is_buffer_only(model, k) for k in missing):

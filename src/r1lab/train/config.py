@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from r1lab.config import StrictModel
+from r1lab.dist.config import DistConfig
 
 
 class TrainConfig(StrictModel):
@@ -38,3 +39,5 @@ class TrainConfig(StrictModel):
     alarm_patience: int = Field(5, ge=1, description="consecutive bad steps before a soft alarm fires")
     alarm_action: Literal["warn", "stop"] = Field(
         "warn", description="soft alarms (entropy collapse, zero reward spread): warn, or stop after checkpointing")
+    dist: DistConfig = Field(default_factory=DistConfig,
+                             description="under torchrun: DDP / FSDP2, expert parallelism (docs/DISTRIBUTED.md)")

@@ -146,15 +146,17 @@ def aggregate_metrics(per_micro: list[dict[str, Any]], weights: list[float]) -> 
 
 def accumulate_gradients(model: nn.Module, stage: Any, micro_batches: list[Any], *,
                          precision: str = "fp32", device: torch.device | None = None,
-                         step: int = 0) -> dict[str, float]:
+                         step: int = 0, dp: Any = None) -> dict[str, float]:
     """Forward + backward every micro-batch, loss i scaled by w_i / sum(w); returns aggregated metrics.
+
+    With `dp` (r1lab.dist.DataParallel) sum(w) and the metrics cover every rank's micro-batches.
 
     Raises HealthAlarm (before any further backward) when a micro-batch loss is NaN or infinite.
     """
     device = device or next(model.parameters()).device
     weight_fn = getattr(stage, "batch_weight", None)
     weights = [float(weight_fn(b)) if weight_fn is not None else 1.0 for b in micro_batches]
-    total = sum(weights)
+    total = sum(weights) if dp is None else dp.global_weight(sum(weights))
     if total <= 0:
         raise ValueError("micro-batch weights sum to zero (empty global batch)")
     per_micro = []
@@ -164,9 +166,13 @@ def accumulate_gradients(model: nn.Module, stage: Any, micro_batches: list[Any],
         value = _as_float(loss)
         if not math.isfinite(value):
             raise HealthAlarm(f"step {step + 1}: loss is {value} on micro-batch {i}")
+        if dp is not None:
+            dp.prepare_backward(last=i == len(micro_batches) - 1)
         if loss.requires_grad:
             (loss * (w / total)).backward()
         per_micro.append({"loss": value, **metrics})
+    if dp is not None:
+        return dp.reduce_metrics(per_micro, weights, aggregate_metrics)
     return aggregate_metrics(per_micro, weights)
 
 
@@ -176,6 +182,8 @@ def clip_gradients(params: list[nn.Parameter], max_norm: float | None) -> float:
     if not grads:
         return 0.0
     norm = torch.nn.utils.get_total_norm(grads, norm_type=2.0)
+    if hasattr(norm, "full_tensor"):  # FSDP2: a DTensor
+        norm = norm.full_tensor()
     if max_norm is not None and math.isfinite(norm.item()):
         torch.nn.utils.clip_grads_with_norm_(params, max_norm, norm)
     return float(norm.item())
@@ -192,14 +200,20 @@ def _total_steps(cfg: TrainConfig, stage: Any) -> int:
 
 def train(model: nn.Module, stage: Any, cfg: TrainConfig, *, run_config: dict | None = None) -> TrainResult:
     """Run `stage` on `model` for the configured number of optimizer steps; see the module docstring."""
+    from r1lab.dist import device_for_rank, setup_data_parallel
+
+    dp = setup_data_parallel(cfg.dist)  # None unless torchrun started several processes
+    main = dp is None or dp.is_main
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device) if dp is None else device_for_rank(cfg.device)
     total = _total_steps(cfg, stage)
     extra: dict[str, nn.Module] = dict(getattr(stage, "extra_modules", None) or {})
     model.to(device)
     for m in extra.values():
         m.to(device)
+    if dp is not None:
+        dp.wrap(model, extra, device)
     optimizer = build_adamw([model, *extra.values()], cfg.lr, cfg.weight_decay, tuple(cfg.betas), cfg.eps,
                             cfg.decay_embeddings)
     params = [p for g in optimizer.param_groups for p in g["params"]]
@@ -207,7 +221,9 @@ def train(model: nn.Module, stage: Any, cfg: TrainConfig, *, run_config: dict | 
 
     start, last_metrics, resume_step = 0, {}, None
     if cfg.resume and checkpoint_step(out_dir) is not None:
-        restored = load_checkpoint(out_dir, model=model, optimizer=optimizer, extra_modules=extra)
+        restored = (load_checkpoint(out_dir, model=model, optimizer=optimizer, extra_modules=extra) if dp is None
+                    else dp.load_checkpoint(load_checkpoint, out_dir, model=model, optimizer=optimizer,
+                                            extra_modules=extra))
         start = resume_step = restored["step"]
         last_metrics = restored["metrics"]
         if restored["stage_state"] is not None and hasattr(stage, "load_state_dict"):
@@ -215,7 +231,7 @@ def train(model: nn.Module, stage: Any, cfg: TrainConfig, *, run_config: dict | 
     else:
         seed_everything(cfg.seed)
 
-    logger = MetricsLogger(out_dir, tensorboard=cfg.tensorboard, wandb=cfg.wandb,
+    logger = _NullLogger() if not main else MetricsLogger(out_dir, tensorboard=cfg.tensorboard, wandb=cfg.wandb,
                            wandb_project=cfg.wandb_project, run_config=config_record, resume_step=resume_step)
     alarms = SoftAlarms(cfg.entropy_floor, cfg.alarm_patience)
     last_saved = start if resume_step is not None else None
@@ -223,10 +239,14 @@ def train(model: nn.Module, stage: Any, cfg: TrainConfig, *, run_config: dict | 
 
     def checkpoint(done_steps: int, metrics: dict[str, float]) -> None:
         nonlocal last_saved
-        save_checkpoint(out_dir, model=model, optimizer=optimizer, step=done_steps, train_config=config_record,
-                        metrics=metrics, extra_modules=extra,
-                        stage_state=stage.state_dict() if hasattr(stage, "state_dict") else None,
-                        save_artifacts=getattr(stage, "save_artifacts", None))
+        kwargs = dict(step=done_steps, train_config=config_record, metrics=metrics,
+                      stage_state=stage.state_dict() if hasattr(stage, "state_dict") else None,
+                      save_artifacts=getattr(stage, "save_artifacts", None))
+        if dp is None:
+            save_checkpoint(out_dir, model=model, optimizer=optimizer, extra_modules=extra, **kwargs)
+        else:
+            dp.save_checkpoint(save_checkpoint, out_dir, model=model, optimizer=optimizer, extra_modules=extra,
+                               **kwargs)
         last_saved = done_steps
 
     def kept() -> str:
@@ -234,7 +254,7 @@ def train(model: nn.Module, stage: Any, cfg: TrainConfig, *, run_config: dict | 
             return "no checkpoint was written yet"
         return f"last good checkpoint kept at {out_dir / CHECKPOINT} (step {last_saved})"
 
-    bar = tqdm(total=total, initial=start, disable=not cfg.progress, desc=out_dir.name, dynamic_ncols=True)
+    bar = tqdm(total=total, initial=start, disable=not cfg.progress or not main, desc=out_dir.name, dynamic_ncols=True)
     try:
         for step in range(start, total):
             t0 = time.perf_counter()
@@ -245,10 +265,12 @@ def train(model: nn.Module, stage: Any, cfg: TrainConfig, *, run_config: dict | 
             for m in extra.values():
                 m.train()
             micro_batches = [stage.next_batch(step, i) for i in range(cfg.grad_accum)]
+            if dp is not None:
+                micro_batches = [dp.shard_batch(stage, b) for b in micro_batches]
             optimizer.zero_grad(set_to_none=True)
             try:
                 metrics = accumulate_gradients(model, stage, micro_batches, precision=cfg.precision,
-                                               device=device, step=step)
+                                               device=device, step=step, dp=dp)
             except HealthAlarm as e:
                 raise HealthAlarm(f"{e}; stopped, {kept()}") from None
             grad_norm = clip_gradients(params, cfg.max_grad_norm)
@@ -274,7 +296,7 @@ def train(model: nn.Module, stage: Any, cfg: TrainConfig, *, run_config: dict | 
                 logger.log(done, metrics)
             bar.update(1)
             bar.set_postfix(loss=f"{metrics['loss']:.4g}", lr=f"{lr:.2e}", refresh=False)
-            for message in fired:
+            for message in fired if main else ():
                 _record_alarm(out_dir, done, message)
                 bar.write(f"warning: step {done}: {message}")
             if fired and cfg.alarm_action == "stop":
@@ -293,3 +315,13 @@ def train(model: nn.Module, stage: Any, cfg: TrainConfig, *, run_config: dict | 
 def _record_alarm(out_dir: Path, step: int, message: str) -> None:
     with open(out_dir / "alarms.jsonl", "a", encoding="utf-8") as f:
         f.write(json.dumps({"step": step, "alarm": message}) + "\n")
+
+
+class _NullLogger:
+    """Metrics sink of ranks other than 0 (rank 0 writes metrics.jsonl and TensorBoard for the whole job)."""
+
+    def log(self, step: int, metrics: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

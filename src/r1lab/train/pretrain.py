@@ -30,7 +30,8 @@ class CorpusConfig(StrictModel):
     """A text corpus: `.jsonl` with a `text` field per document, or `.txt` (one document per line)."""
 
     path: str | None = Field(None, description="corpus file (.jsonl with 'text', or .txt)")
-    tokenizer: str | None = Field(None, description="tokenizer dir or tokenizer.json")
+    tokenizer: str | None = Field(None, description="tokenizer dir or tokenizer.json; None: train one on the corpus")
+    vocab_size: int = Field(512, ge=300, description="size of the BPE tokenizer trained when tokenizer is None")
     seq_len: int = Field(128, ge=2, description="tokens per training row")
     batch_size: int = Field(16, ge=1, description="rows per micro-batch")
 
@@ -70,11 +71,16 @@ def tokenize_documents(docs: list[str], tokenizer: Any) -> torch.Tensor:
 
 
 def load_tokenizer(path: str) -> Any:
+    """A tokenizer from a checkpoint/tokenizer dir (r1lab's tiny BPE or any HF one) or a tokenizer.json file."""
     p = Path(path)
     if p.is_file():
         from transformers import PreTrainedTokenizerFast
 
         return PreTrainedTokenizerFast(tokenizer_file=str(p))
+    if (p / "tokenizer.json").is_file():
+        from r1lab.data.tokenizer import load_tokenizer as load_r1lab_tokenizer
+
+        return load_r1lab_tokenizer(p)
     if p.is_dir():
         from transformers import AutoTokenizer
 
@@ -148,12 +154,18 @@ def pretrain(cfg: PretrainConfig, *, tokens: torch.Tensor | None = None, tokeniz
     seed_everything(cfg.train.seed)
     if tokenizer is None and cfg.data.tokenizer is not None:
         tokenizer = load_tokenizer(cfg.data.tokenizer)
+    saved = Path(cfg.train.out_dir) / "checkpoint"
+    if tokenizer is None and cfg.train.resume and (saved / "tokenizer.json").is_file():
+        tokenizer = load_tokenizer(str(saved))  # the tokenizer trained by the interrupted run
     if tokens is None:
         if cfg.data.path is None:
             raise DataError("pretrain: set data.path (a .jsonl or .txt corpus)")
+        docs = read_documents(cfg.data.path)
         if tokenizer is None:
-            raise DataError("pretrain: set data.tokenizer (a tokenizer dir or tokenizer.json)")
-        tokens = tokenize_documents(read_documents(cfg.data.path), tokenizer)
+            from r1lab.data.tokenizer import train_tokenizer
+
+            tokenizer = train_tokenizer(docs, vocab_size=cfg.data.vocab_size)
+        tokens = tokenize_documents(docs, tokenizer)
     if model is None:
         model, tokenizer = build_model(cfg.model, tokenizer)
     stage = PretrainStage(stream_rows(tokens, cfg.data.seq_len), batch_size=cfg.data.batch_size,

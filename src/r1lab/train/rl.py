@@ -32,7 +32,7 @@ from r1lab.train.model_spec import ModelSpec, build_model
 from r1lab.train.rl_forward import completion_logprobs
 from r1lab.train.rl_metrics import completion_metrics, reward_metrics
 from r1lab.train.rl_rollout import build_rollout, select_rows, split_rows, trim
-from r1lab.train.rl_scoring import RewardSpec, ScoredGroup, build_reward_fns, score_group
+from r1lab.train.rl_scoring import RewardSpec, ScoredGroup, build_reward, score_group
 from r1lab.train.rng import seed_everything
 
 
@@ -127,7 +127,7 @@ class RLStage:
                 L = cfg.rollout.max_new_tokens
                 params = {"max_len": L, "cache_len": max(1, L // 5)} if name == "overlong" else {}
                 specs.append(RewardSpec(name=name, params=params))
-        self.reward_fns = build_reward_fns(specs, reward_fns)
+        self.reward = build_reward(specs, reward_fns)
         if sampler is None:
             from r1lab.engine import make_sampler
 
@@ -168,7 +168,7 @@ class RLStage:
                                 top_p=r.top_p, top_k=r.top_k, stop=list(r.stop),
                                 seed=self.cfg.train.seed * 1_000_003 + cycle * 1_009 + round_index)
         outs = self.sampler.generate(prompts, params)
-        return [score_group(rec, comps, self.reward_fns, self.template.prefill) for rec, comps in zip(records, outs)]
+        return [score_group(rec, comps, self.reward, self.template.prefill) for rec, comps in zip(records, outs)]
 
     # ----- rollout cycle -----
     def _device(self) -> torch.device:

@@ -1,7 +1,7 @@
 """Scoring rollouts with the reward library: weighted reward functions over completion texts + dataset columns.
 
-A reward returns a float or None per completion (None: not applicable); the total is the weighted sum of the
-applicable values (TRL's nansum), so a missing reward neither adds nor NaN-poisons the total.
+A reward returns a float or None per completion (None: not applicable); `r1lab.rewards.combine_rewards` sums the
+applicable values with their weights (TRL's nansum) and keeps every component for the per-function metrics.
 """
 
 from __future__ import annotations
@@ -39,28 +39,21 @@ class ScoredGroup:
         return None if values is None else [v is not None and v >= 1.0 - 1e-9 for v in values]
 
 
-RewardFn = Callable[..., list]
+def build_reward(specs: Sequence[RewardSpec], overrides: dict[str, Callable] | None = None):
+    """`r1lab.rewards.combine_rewards` over the specs; `overrides` maps names to ready functions (tests, custom code)."""
+    from r1lab.rewards import combine_rewards
+
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"reward names must be unique, got {names}")
+    return combine_rewards({s.name: s.weight for s in specs}, {s.name: s.params for s in specs if s.params},
+                           {k: v for k, v in (overrides or {}).items() if k in names})
 
 
-def build_reward_fns(specs: Sequence[RewardSpec], overrides: dict[str, RewardFn] | None = None) -> list[tuple[str, RewardFn, float]]:
-    """(name, fn, weight) per spec; `overrides` maps names to ready functions (tests, custom code)."""
-    overrides = overrides or {}
-    out = []
-    for spec in specs:
-        if spec.name in overrides:
-            fn = overrides[spec.name]
-        else:
-            from r1lab.rewards import get_reward
-
-            fn = get_reward(spec.name, **spec.params)
-        out.append((spec.name, fn, spec.weight))
-    return out
-
-
-def score_group(record: dict, completions: Sequence[Any], reward_fns: Sequence[tuple[str, RewardFn, float]],
-                prefill: str = "") -> ScoredGroup:
+def score_group(record: dict, completions: Sequence[Any], reward: Any, prefill: str = "") -> ScoredGroup:
     """Rewards of one prompt's completions; columns follow the reward API (answer, task, metadata, prefill,
-    completion_ids, prompts, plus any `lang`/`tests` field of the record)."""
+    completion_ids, prompts, plus any `lang`/`tests` field of the record). A completion no reward applies
+    to scores 0."""
     n = len(completions)
     texts = [c.text for c in completions]
     columns: dict[str, Any] = {
@@ -74,14 +67,7 @@ def score_group(record: dict, completions: Sequence[Any], reward_fns: Sequence[t
     for extra in ("lang", "tests"):
         if extra in record:
             columns[extra] = [record[extra]] * n
-    total = [0.0] * n
-    per_function: dict[str, list[float | None]] = {}
-    for name, fn, weight in reward_fns:
-        values = list(fn(texts, **columns))
-        if len(values) != n:
-            raise ValueError(f"reward {name!r} returned {len(values)} values for {n} completions")
-        per_function[name] = [None if v is None else float(v) for v in values]
-        for i, v in enumerate(per_function[name]):
-            if v is not None and v == v:  # skip None and NaN
-                total[i] += weight * v
+    breakdown = reward.score(texts, **columns)
+    total = [0.0 if v is None else float(v) for v in breakdown.total]
+    per_function = {name: [None if v is None else float(v) for v in vals] for name, vals in breakdown.components.items()}
     return ScoredGroup(record=record, completions=list(completions), rewards=total, per_function=per_function)

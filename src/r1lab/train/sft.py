@@ -142,16 +142,16 @@ def prepare_sft(cfg: SFTConfig, *, records: list[dict] | None = None, model: Any
                 tokenizer: Any = None) -> tuple[Any, SFTStage]:
     """(model, stage) for an SFT-style run; shared by `sft` and `distill`."""
     seed_everything(cfg.train.seed)
+    if records is None:  # data first: a bad file fails before a model is loaded
+        if cfg.data.path is None:
+            raise DataError("SFT: set data.path (a JSONL file with 'prompt' and 'completion')")
+        records = read_sft_records(cfg.data.path)
     if tokenizer is None and cfg.tokenizer is not None:
         tokenizer = load_tokenizer(cfg.tokenizer)
     if model is None:
         model, tokenizer = build_model(cfg.model, tokenizer)
     if tokenizer is None:
         raise DataError("SFT: no tokenizer (set 'tokenizer' or use a model directory that ships one)")
-    if records is None:
-        if cfg.data.path is None:
-            raise DataError("SFT: set data.path (a JSONL file with 'prompt' and 'completion')")
-        records = read_sft_records(cfg.data.path)
     examples = tokenize_records(records, tokenizer, cfg.data.max_len, template=cfg.data.template,
                                 add_eos=cfg.data.add_eos)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
