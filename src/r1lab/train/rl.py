@@ -25,6 +25,8 @@ from pydantic import Field, model_validator
 
 from r1lab.algo import ObjectiveConfig, fill_batch, get_preset, kl_estimate, mask_truncated, policy_loss
 from r1lab.config import StrictModel
+from r1lab.dist import gather_objects, shard_list, shard_range
+from r1lab.dist import rank as dist_rank
 from r1lab.errors import R1labError
 from r1lab.train.config import TrainConfig
 from r1lab.train.loop import TrainResult, train
@@ -109,6 +111,8 @@ def _weight(agg: str, mask: torch.Tensor) -> float:
 class RLStage:
     """The RL stage for the shared loop: rollout cycles, micro-batches and the policy (+ value) loss."""
 
+    shards_batches = True  # next_batch returns this rank's rows already (r1lab.dist)
+
     def __init__(self, cfg: RLConfig, model: Any, tokenizer: Any, records: Sequence[dict], *,
                  sampler: Any = None, reward_fns: dict[str, Callable] | None = None,
                  reference: Any = None, critic: Any = None):
@@ -163,12 +167,17 @@ class RLStage:
 
         r = self.cfg.rollout
         records = self._next_records(r.prompts_per_step)
+        # under torchrun each rank samples and scores its share of the prompts; the groups are gathered in
+        # prompt order, so advantages, statistics and normalisers are those of the global batch (r1lab.dist)
+        records = shard_list(records)
         prompts = [self.template.render(rec["prompt"], self.tokenizer) for rec in records]
         params = SamplingParams(n=self.G, max_new_tokens=r.max_new_tokens, temperature=r.temperature,
                                 top_p=r.top_p, top_k=r.top_k, stop=list(r.stop),
-                                seed=self.cfg.train.seed * 1_000_003 + cycle * 1_009 + round_index)
-        outs = self.sampler.generate(prompts, params)
-        return [score_group(rec, comps, self.reward, self.template.prefill) for rec, comps in zip(records, outs)]
+                                seed=self.cfg.train.seed * 1_000_003 + cycle * 1_009 + round_index
+                                + 104_729 * dist_rank())
+        outs = self.sampler.generate(prompts, params) if prompts else []
+        return gather_objects([score_group(rec, comps, self.reward, self.template.prefill)
+                               for rec, comps in zip(records, outs)])
 
     # ----- rollout cycle -----
     def _device(self) -> torch.device:
@@ -285,8 +294,16 @@ class RLStage:
             batch["comp_mask"] = torch.zeros_like(batch["comp_mask"])
             batch["weight"] = torch.tensor(0.0)
             return batch
-        batch = trim(select_rows(self.buffer, mini_rows[parts[micro]]))
-        batch["weight"] = torch.tensor(weights[micro] if sum(weights) > 0 else 1.0)
+        rows = mini_rows[parts[micro]]
+        mine = shard_range(len(rows))  # this rank's rows of the micro-batch (all of them in one process)
+        if not len(mine):
+            batch = trim(select_rows(self.buffer, rows[:1]))
+            batch["comp_mask"] = torch.zeros_like(batch["comp_mask"])
+            batch["weight"] = torch.tensor(0.0)
+            return batch
+        batch = trim(select_rows(self.buffer, rows[mine.start:mine.stop]))
+        batch["weight"] = torch.tensor(_weight(self.obj.agg, batch["comp_mask"]) if sum(weights) > 0
+                                       else len(mine) / len(rows))
         return batch
 
     def batch_weight(self, batch: dict) -> float:
