@@ -14,8 +14,8 @@ Rule, in order (first hit wins):
 An empty result counts as no answer: the function returns ``None``.
 
 Everything here is linear in the text length (``rfind`` and bounded scans), so megabytes of adversarial
-output cost milliseconds; a ``\\boxed{`` whose braces never close yields nothing rather than the rest of
-the text.
+output cost milliseconds: a ``\\boxed{`` whose braces do not close within `MAX_BOXED_CHARS` yields nothing
+rather than the rest of the text, and only the last `MAX_BOXED_TRIES` boxes are candidates.
 """
 
 from __future__ import annotations
@@ -34,33 +34,29 @@ _NUMBER = re.compile(r"[-+\u2212]?\d[\d,]*(?:\.\d+)?")
 _MINUS_SIGNS = str.maketrans({"\u2212": "-", "\ufe63": "-", "\uff0d": "-"})
 
 
+_BRACE = re.compile(r"(?<!\\)[{}]")
+MAX_BOXED_TRIES = 20  # only the last few \boxed are candidates: bounded work on adversarial text
+
+
 def _matching_brace(text: str, open_index: int) -> int | None:
-    """Index of the `}` closing the `{` at open_index, scanning at most MAX_BOXED_CHARS characters."""
+    """Index of the `}` closing the `{` at open_index (escaped braces skipped), within MAX_BOXED_CHARS."""
     depth = 0
-    end = min(len(text), open_index + MAX_BOXED_CHARS)
-    for i in range(open_index, end):
-        ch = text[i]
-        if ch == "\\":  # skip escaped braces such as \{ and \}
-            continue
-        if ch == "{" and (i == 0 or text[i - 1] != "\\"):
-            depth += 1
-        elif ch == "}" and (i == 0 or text[i - 1] != "\\"):
-            depth -= 1
-            if depth == 0:
-                return i
+    for m in _BRACE.finditer(text, open_index, min(len(text), open_index + MAX_BOXED_CHARS)):
+        depth += 1 if m.group(0) == "{" else -1
+        if depth == 0:
+            return m.start()
     return None
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last complete ``\\boxed{...}`` / ``\\fbox{...}`` in text, or None."""
+    """Content of the last complete ``\\boxed{...}`` / ``\\fbox{...}`` among the last MAX_BOXED_TRIES, or None."""
     search_end = len(text)
-    while search_end > 0:
+    for _ in range(MAX_BOXED_TRIES):
         i = max(text.rfind("\\boxed", 0, search_end), text.rfind("\\fbox", 0, search_end))
         if i < 0:
             return None
         j = i + (6 if text.startswith("\\boxed", i) else 5)
-        while j < len(text) and text[j] == " ":
-            j += 1
+        j += len(text[j : j + 64]) - len(text[j : j + 64].lstrip(" "))
         if j < len(text) and text[j] == "{":
             close = _matching_brace(text, j)
             if close is not None:
