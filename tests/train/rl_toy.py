@@ -26,6 +26,19 @@ def tiny_llama(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:
     return LlamaForCausalLM(cfg)
 
 
+def tiny_r1lab(vocab_size: int, seed: int = 0):
+    """A two-layer DeepSeek-V3 (MLA + one MoE layer with 4 routed experts), no MTP."""
+    from r1lab.model import ModelConfig, Transformer
+
+    torch.manual_seed(seed)
+    cfg = ModelConfig.from_preset(
+        "tiny", vocab_size=vocab_size, dim=32, n_layers=2, n_dense_layers=1, inter_dim=64, n_heads=2,
+        q_lora_rank=16, kv_lora_rank=16, qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=8, moe_inter_dim=16,
+        n_routed_experts=4, n_activated_experts=2, n_expert_groups=1, n_limited_groups=1, mtp_depth=0,
+        max_seq_len=64, original_seq_len=64, pad_token_id=0, eos_token_id=1)
+    return Transformer(cfg)
+
+
 def share_of_a(completions, **_):
     return [t.count("a") / max(len(t), 1) for t in completions]
 
