@@ -1,0 +1,220 @@
+"""Rejection sampling (R1 stage 3): sample n completions per prompt from a checkpoint, keep the ones the RL
+verifier accepts that also pass the format and language checks, deduplicate, decontaminate against evaluation
+problems, and write an SFT JSONL whose records say where they came from.
+
+Acceptance reuses the reward library, so "correct" means exactly what it meant during RL and what it means at
+evaluation: `accuracy` == 1, strict `format` == 1, `language_consistency` >= a threshold (or not applicable).
+Truncated completions (no stop / EOS) are never kept. Optional R1-style readability filters drop CoTs with code
+blocks or over-long paragraphs. Output records: `prompt` (rendered, ending with the template's prefill, as SFT
+reads it), `completion` (what the model wrote after it), `problem`, `answer`, `task`, `id`, and `metadata`
+with the hygiene provenance plus a `rejection_sampling` entry: checkpoint, sampling settings, reward values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+from pydantic import Field
+
+from r1lab.atomic import atomic_write_json, atomic_write_jsonl
+from r1lab.config import StrictModel
+from r1lab.errors import ConfigError
+from r1lab.train.rl import RLDataConfig
+from r1lab.train.rl_scoring import build_reward
+
+
+class EvalSetSpec(StrictModel):
+    """Evaluation problems to decontaminate against: a task spec or a JSONL file with `prompt`."""
+
+    task: str | None = Field(None, description="task spec (load_task)")
+    split: str = Field("test", description="task split")
+    size: int = Field(500, ge=1)
+    seed: int = Field(0)
+    path: str | None = Field(None, description="JSONL with a 'prompt' field per line")
+
+
+class RejectionConfig(StrictModel):
+    checkpoint: str = Field("runs/tiny/rl/checkpoint", description="model dir or source name to sample from")
+    tokenizer: str | None = Field(None, description="tokenizer dir/file when the checkpoint ships none")
+    data: RLDataConfig = Field(default_factory=RLDataConfig, description="prompts (task, split, size, template)")
+    n: int = Field(4, ge=1, description="samples per prompt")
+    max_new_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.7, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    top_k: int = Field(0, ge=0)
+    stop: list[str] = Field(default_factory=list)
+    seed: int = Field(0, description="sampling seed (each prompt batch derives its own)")
+    prompts_per_batch: int = Field(16, ge=1, description="prompts per engine call")
+    backend: str = Field("auto", description="engine backend")
+    require_format: bool = Field(True, description="keep only completions with the strict R1 format")
+    language: str | None = Field("en", description="target CoT language; None: no language check")
+    min_language_share: float = Field(0.95, ge=0, le=1, description="minimum language_consistency score")
+    drop_code_blocks: bool = Field(False, description="drop completions whose reasoning contains ``` blocks")
+    max_paragraph_chars: int | None = Field(None, ge=1, description="drop completions with a longer paragraph")
+    max_per_prompt: int | None = Field(None, ge=1, description="keep at most this many completions per prompt")
+    dedup: Literal["exact", "near", "none"] = Field("near", description="duplicates removed on problem + completion")
+    near_threshold: float = Field(0.85, gt=0, le=1)
+    decontaminate: list[EvalSetSpec] = Field(default_factory=list, description="evaluation sets to remove overlap with")
+    decontam_ngram: int = Field(8, ge=1)
+    out: str = Field("runs/tiny/sample/data.jsonl", description="output SFT JSONL (a .summary.json goes next to it)")
+
+
+@dataclass
+class RejectionResult:
+    records: list[dict]
+    counts: dict[str, int] = field(default_factory=dict)  # sampled, kept, and one count per rejection reason
+    path: Path | None = None
+
+
+def rejection_reason(cfg: RejectionConfig, text: str, finish_reason: str, rewards: dict[str, float | None]) -> str | None:
+    """Why a completion is rejected (None: accepted). Checks run in a fixed order; the first failing one names it."""
+    if finish_reason != "stop":
+        return "truncated"
+    if (rewards.get("accuracy") or 0.0) < 1.0 - 1e-9:
+        return "incorrect"
+    if cfg.require_format and (rewards.get("format") or 0.0) < 1.0 - 1e-9:
+        return "format"
+    share = rewards.get("language_consistency")
+    if cfg.language is not None and share is not None and share < cfg.min_language_share:
+        return "language"
+    if cfg.drop_code_blocks and "```" in text:
+        return "code_block"
+    if cfg.max_paragraph_chars is not None and any(len(p) > cfg.max_paragraph_chars for p in text.split("\n\n")):
+        return "long_paragraph"
+    return None
+
+
+def _acceptance_reward(cfg: RejectionConfig) -> Any:
+    from r1lab.train.rl_scoring import RewardSpec
+
+    specs = [RewardSpec(name="accuracy"), RewardSpec(name="format", weight=0.0)]
+    if cfg.language is not None:
+        specs.append(RewardSpec(name="language_consistency", weight=0.0))
+    return build_reward(specs)
+
+
+def _eval_prompts(specs: Sequence[EvalSetSpec]) -> list[str]:
+    from r1lab.data import load_task
+
+    prompts: list[str] = []
+    for spec in specs:
+        if spec.path is not None:
+            for n, line in enumerate(Path(spec.path).read_text(encoding="utf-8").splitlines(), 1):
+                if line.strip():
+                    try:
+                        prompts.append(json.loads(line)["prompt"])
+                    except (json.JSONDecodeError, KeyError, TypeError):
+                        raise ConfigError(f"{spec.path}:{n}: expected a JSON object with a 'prompt' field") from None
+        elif spec.task is not None:
+            prompts += [r["prompt"] for r in load_task(spec.task, spec.split, spec.size, spec.seed)]
+        else:
+            raise ConfigError("decontaminate entry: set 'task' or 'path'")
+    return prompts
+
+
+def sampling_settings(cfg: RejectionConfig) -> dict[str, Any]:
+    return {"n": cfg.n, "max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature, "top_p": cfg.top_p,
+            "top_k": cfg.top_k, "stop": list(cfg.stop), "seed": cfg.seed, "template": cfg.data.template,
+            "think_prefill": cfg.data.think_prefill}
+
+
+def rejection_sample(cfg: RejectionConfig, sampler: Any, records: Sequence[dict], *, tokenizer: Any = None,
+                     checkpoint: str | None = None, eval_prompts: Sequence[str] | None = None) -> RejectionResult:
+    """Sample, verify, filter, dedupe and decontaminate; returns the kept SFT records and counts (no file I/O)."""
+    from r1lab.data import get_template
+    from r1lab.data.hygiene import decontaminate, dedup_exact, dedup_near
+    from r1lab.engine import SamplingParams
+
+    template = get_template(cfg.data.template, think_prefill=cfg.data.think_prefill)
+    reward = _acceptance_reward(cfg)
+    settings = sampling_settings(cfg)
+    counts: dict[str, int] = {"prompts": len(records), "sampled": 0}
+    kept: list[dict] = []
+    for b, start in enumerate(range(0, len(records), cfg.prompts_per_batch)):
+        batch = list(records[start:start + cfg.prompts_per_batch])
+        rendered = [template.render(r["prompt"], tokenizer) for r in batch]
+        params = SamplingParams(n=cfg.n, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                                top_p=cfg.top_p, top_k=cfg.top_k, stop=list(cfg.stop), seed=cfg.seed * 1_000_003 + b)
+        for rec, prompt, comps in zip(batch, rendered, sampler.generate(rendered, params)):
+            n = len(comps)
+            columns = {"answer": [rec.get("answer")] * n, "task": [rec.get("task")] * n,
+                       "metadata": [rec.get("metadata")] * n, "prefill": [template.prefill] * n,
+                       "lang": [cfg.language] * n}
+            scores = reward.score([c.text for c in comps], **columns).components
+            accepted = 0
+            for i, c in enumerate(comps):
+                counts["sampled"] += 1
+                values = {name: vals[i] for name, vals in scores.items()}
+                reason = rejection_reason(cfg, c.text, c.finish_reason, values)
+                if reason is None and cfg.max_per_prompt is not None and accepted >= cfg.max_per_prompt:
+                    reason = "per_prompt_cap"
+                if reason is not None:
+                    counts[f"rejected/{reason}"] = counts.get(f"rejected/{reason}", 0) + 1
+                    continue
+                accepted += 1
+                digest = hashlib.sha256(f"{rec.get('id')}\n{c.text}".encode()).hexdigest()[:12]
+                meta = dict(rec.get("metadata") or {})
+                meta["provenance"] = [*meta.get("provenance", []), {
+                    "step": "rejection_sampling", "checkpoint": checkpoint, "sampling": settings,
+                    "sample_index": i, "rewards": values, "completion_tokens": len(c.token_ids)}]
+                kept.append({"id": f"{rec.get('id')}-rs-{digest}", "prompt": prompt, "completion": c.text,
+                             "problem": rec["prompt"], "answer": rec.get("answer"), "task": rec.get("task"),
+                             "source_id": rec.get("id"), "metadata": meta,
+                             "_dedup_text": rec["prompt"] + "\n" + c.text})
+    counts["verified"] = len(kept)
+    if cfg.dedup == "exact":
+        res = dedup_exact(kept, key="_dedup_text")
+        kept, counts["rejected/duplicate"] = res.records, res.n_removed
+    elif cfg.dedup == "near":
+        res = dedup_near(kept, key="_dedup_text", threshold=cfg.near_threshold)
+        kept, counts["rejected/duplicate"] = res.records, res.n_removed
+    if eval_prompts:
+        res = decontaminate(kept, eval_prompts, n=cfg.decontam_ngram, key="problem")
+        kept, counts["rejected/contaminated"] = res.records, res.n_removed
+    for r in kept:
+        r.pop("_dedup_text", None)
+    counts["kept"] = len(kept)
+    return RejectionResult(records=kept, counts=counts)
+
+
+def write_sft_jsonl(path: str | Path, result: RejectionResult, summary: dict[str, Any]) -> Path:
+    """The JSONL and `<name>.summary.json` next to it, each written atomically."""
+    path = Path(path)
+    atomic_write_jsonl(path, result.records)
+    atomic_write_json(path.with_suffix(".summary.json"), {**summary, "counts": result.counts})
+    result.path = path
+    return path
+
+
+def sample(cfg: RejectionConfig, *, model: Any = None, tokenizer: Any = None, records: Sequence[dict] | None = None,
+           sampler: Any = None) -> RejectionResult:
+    """The rejection-sampling stage: load the checkpoint, sample, filter and write `cfg.out`."""
+    t0 = time.perf_counter()
+    if model is None:
+        from r1lab.sources import load_model
+
+        model, loaded_tok = load_model(cfg.checkpoint)
+        tokenizer = tokenizer or loaded_tok
+    if tokenizer is None and cfg.tokenizer is not None:
+        from r1lab.train.pretrain import load_tokenizer
+
+        tokenizer = load_tokenizer(cfg.tokenizer)
+    if records is None:
+        from r1lab.data import load_task
+
+        records = load_task(cfg.data.task, cfg.data.split, cfg.data.size, cfg.data.seed)
+    if sampler is None:
+        from r1lab.engine import make_sampler
+
+        sampler = make_sampler(model, tokenizer, backend=cfg.backend)
+    result = rejection_sample(cfg, sampler, records, tokenizer=tokenizer, checkpoint=cfg.checkpoint,
+                              eval_prompts=_eval_prompts(cfg.decontaminate) if cfg.decontaminate else None)
+    summary = {"checkpoint": cfg.checkpoint, "sampling": sampling_settings(cfg), "task": cfg.data.model_dump(),
+               "config": cfg.model_dump(mode="json"), "seconds": round(time.perf_counter() - t0, 3)}
+    write_sft_jsonl(cfg.out, result, summary)
+    return result

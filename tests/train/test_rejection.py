@@ -1,0 +1,117 @@
+"""Rejection sampling: what is kept (verified, formatted, one language, not truncated), deduplication,
+decontamination, provenance, and an SFT JSONL the SFT stage reads back."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from rl_toy import char_tokenizer, tiny_llama
+
+from r1lab.data import format_completion, get_template, load_task
+from r1lab.engine import Completion
+from r1lab.train.rejection import RejectionConfig, rejection_sample, sample
+from r1lab.train.sft import read_sft_records
+
+PREFILL = get_template("plain").prefill  # "<think>\n": the prompt ends with it, the completion continues
+
+
+class ScriptedSampler:
+    """The engine's interface with fixed completions per prompt (so every filter can be aimed at)."""
+
+    def __init__(self, script):
+        self.script, self.calls = script, []
+
+    def generate(self, prompts, params):
+        self.calls.append(params)
+        out = []
+        for p in prompts:
+            rows = self.script[p][: params.n]
+            out.append([Completion(text=t, token_ids=list(range(len(t))), logprobs=[0.0] * len(t),
+                                   finish_reason=f, prompt_token_ids=[1]) for t, f in rows])
+        return out
+
+
+def written(thinking: str, answer: str) -> str:
+    """What the model writes after the prefill."""
+    return format_completion(thinking, answer)[len(PREFILL):]
+
+
+@pytest.fixture
+def problems():
+    return load_task("arith", "train", 3, 0)
+
+
+def script_for(problems):
+    tpl = get_template("plain")
+    script = {}
+    for r in problems:
+        good = written(f"I add {r['prompt'][:-2]} step by step.", r["answer"])
+        script[tpl.render(r["prompt"])] = [
+            (good, "stop"),
+            (good, "length"),                                         # truncated
+            (written("I guess.", str(int(r["answer"]) + 1)), "stop"),  # incorrect
+            (f"<answer>{r['answer']}</answer>", "stop"),              # correct answer, no think block
+            (good, "stop"),                                           # exact duplicate of the first
+            (written("我们把这些数字逐个相加然后检查结果", r["answer"]), "stop"),  # CoT not in English
+            (written(f"Adding {r['prompt'][:-2]} gives {r['answer']}; let me verify it again.", r["answer"]), "stop"),
+        ]
+    return script
+
+
+def cfg(tmp_path, **over):
+    return RejectionConfig.model_validate({"checkpoint": "ckpt-x", "data": {"task": "arith", "template": "plain"},
+                                           "n": 7, "out": str(tmp_path / "rs.jsonl"), "dedup": "exact", **over})
+
+
+def test_only_verified_well_formed_single_language_completions_are_kept(tmp_path, problems):
+    sampler = ScriptedSampler(script_for(problems))
+    res = rejection_sample(cfg(tmp_path), sampler, problems, checkpoint="ckpt-x")
+    c = res.counts
+    assert c["sampled"] == 21 and c["prompts"] == 3
+    assert (c["rejected/truncated"], c["rejected/incorrect"], c["rejected/format"], c["rejected/language"]) == (3, 3, 3, 3)
+    assert c["verified"] == 9 and c["rejected/duplicate"] == 3 and c["kept"] == 6
+    assert sum(v for k, v in c.items() if k.startswith("rejected/")) + c["kept"] == c["sampled"]
+    rec = res.records[0]
+    assert rec["prompt"].endswith(PREFILL) and rec["prompt"] == get_template("plain").render(problems[0]["prompt"])
+    assert rec["completion"] == sampler.script[rec["prompt"]][0][0] and rec["answer"] == problems[0]["answer"]
+    prov = rec["metadata"]["provenance"]
+    rs = next(p for p in prov if p["step"] == "rejection_sampling")
+    assert rs["checkpoint"] == "ckpt-x" and rs["rewards"]["accuracy"] == 1.0 and rs["rewards"]["format"] == 1.0
+    assert rs["sampling"]["n"] == 7 and rs["sampling"]["temperature"] == 0.7
+    assert prov[-1]["step"] == "dedup_exact"
+    assert len({r["id"] for r in res.records}) == 6
+
+
+def test_decontamination_and_per_prompt_cap(tmp_path, problems):
+    sampler = ScriptedSampler(script_for(problems))
+    res = rejection_sample(cfg(tmp_path, max_per_prompt=1), sampler, problems, eval_prompts=[problems[1]["prompt"]])
+    assert res.counts["rejected/per_prompt_cap"] == 6  # per prompt: the duplicate and the second correct one
+    assert res.counts["rejected/contaminated"] == 1
+    assert [r["source_id"] for r in res.records] == [problems[0]["id"], problems[2]["id"]]
+
+
+def test_writes_sft_jsonl_that_sft_reads(tmp_path, problems):
+    sampler = ScriptedSampler(script_for(problems))
+    res = sample(cfg(tmp_path), model=object(), tokenizer=None, records=problems, sampler=sampler)
+    rows = read_sft_records(tmp_path / "rs.jsonl")
+    assert [r["completion"] for r in rows] == [r["completion"] for r in res.records]
+    summary = json.loads((tmp_path / "rs.summary.json").read_text())
+    assert summary["counts"]["kept"] == 6 and summary["checkpoint"] == "ckpt-x"
+    assert [p.seed for p in sampler.calls] == [0]  # one engine call for 3 prompts, seeded from cfg.seed
+    assert not list(tmp_path.glob(".*tmp"))  # atomic writes leave no temporaries
+
+
+def test_real_engine_run_is_deterministic_and_accounts_for_every_sample(tmp_path):
+    tok = char_tokenizer("0123456789+-=?<>/\nathinkswer")
+    problems = load_task("arith", "train", 4, 0)
+    outs = []
+    for name in ("a", "b"):
+        c = cfg(tmp_path, n=3, max_new_tokens=12, out=str(tmp_path / name / "rs.jsonl"), dedup="near")
+        res = sample(c, model=tiny_llama(len(tok)), tokenizer=tok, records=problems)
+        counts = res.counts
+        assert counts["sampled"] == 12
+        assert sum(v for k, v in counts.items() if k.startswith("rejected/")) + counts["kept"] == 12
+        outs.append((tmp_path / name / "rs.summary.json").read_text())
+    a, b = (json.loads(o)["counts"] for o in outs)
+    assert a == b
