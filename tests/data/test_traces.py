@@ -121,3 +121,11 @@ def test_traces_need_a_synthetic_task_and_known_styles():
         build_corpus("arith", 5, 0, {"rambling": 1.0})
     with pytest.raises(DataError, match="weights"):
         build_corpus("arith", 5, 0, {"cot": -1.0})
+
+
+def test_traces_refuse_records_of_mixed_tasks():
+    from r1lab.data import corpus_from_records
+
+    mixed = load_task("arith", "train", 2, 0) + load_task("column_add", "train", 2, 0)
+    with pytest.raises(DataError, match="one task at a time"):
+        corpus_from_records(mixed)

@@ -9,7 +9,6 @@ the think/answer tags are ordinary added tokens, so decoded completions keep the
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterable
@@ -47,8 +46,7 @@ def train_tokenizer(
     add_bos: bool = True,
 ):
     """Train byte-level BPE on `texts`; returns a `transformers.PreTrainedTokenizerFast`."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from tokenizers import AddedToken
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
     specials = list(dict.fromkeys(special_tokens))
     for required in _CONTROL:
@@ -132,4 +130,3 @@ def copy_tokenizer(src: str | os.PathLike, dst: str | os.PathLike) -> None:
 
 __all__ = ["BOS", "EOS", "PAD", "FORMAT_TAGS", "SPECIAL_TOKENS", "CHAT_TEMPLATE", "train_tokenizer",
            "save_tokenizer", "load_tokenizer", "copy_tokenizer"]
-_ = shutil  # noqa: F401

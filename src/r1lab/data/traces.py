@@ -54,6 +54,13 @@ def assign_styles(size: int, mix: dict[str, float], rng: random.Random) -> list[
     return styles
 
 
+def _one_task(records: list[dict]) -> SyntheticTask:
+    names = {r["task"] for r in records}
+    if len(names) != 1:
+        raise DataError(f"traces are written for one task at a time, got records of {sorted(names)}")
+    return _synthetic(names.pop())
+
+
 def _synthetic(task: TaskSpec) -> SyntheticTask:
     t = get_task(task)
     if not isinstance(t, SyntheticTask):
@@ -131,7 +138,7 @@ def corpus_from_records(
     """Pretraining documents for already-loaded records of one synthetic task (see `build_corpus`)."""
     if not records:
         return []
-    task = _synthetic(records[0]["task"])
+    task = _one_task(records)
     mix = normalize_mix(style_mix, DEFAULT_CORPUS_MIX)
     tpl = get_template(template)
     out = []
@@ -178,7 +185,7 @@ def cold_start_from_records(
     """Cold-start SFT records for already-loaded records of one synthetic task (see `cold_start_records`)."""
     if not records:
         return []
-    task = _synthetic(records[0]["task"])
+    task = _one_task(records)
     mix = normalize_mix(style_mix, DEFAULT_COLD_START_MIX)
     tpl = get_template(template)
     out = []
