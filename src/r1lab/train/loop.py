@@ -161,13 +161,13 @@ def accumulate_gradients(model: nn.Module, stage: Any, micro_batches: list[Any],
         raise ValueError("micro-batch weights sum to zero (empty global batch)")
     per_micro = []
     for i, (batch, w) in enumerate(zip(micro_batches, weights)):
+        if dp is not None:  # DDP decides at forward time whether this backward reduces gradients
+            dp.prepare_backward(last=i == len(micro_batches) - 1)
         with autocast_context(precision, device):
             loss, metrics = stage.loss_fn(model, to_device(batch, device))
         value = _as_float(loss)
         if not math.isfinite(value):
             raise HealthAlarm(f"step {step + 1}: loss is {value} on micro-batch {i}")
-        if dp is not None:
-            dp.prepare_backward(last=i == len(micro_batches) - 1)
         if loss.requires_grad:
             (loss * (w / total)).backward()
         per_micro.append({"loss": value, **metrics})
