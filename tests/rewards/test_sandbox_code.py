@@ -145,3 +145,41 @@ def test_code_reward_counts_time_outs():
     looping = "```python\nwhile True: pass\n```"
     assert code([looping], tests=[[{"input": "", "output": "1"}]]) == [0.0]
     assert timeout_counts().get("code") == 1
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def test_sandboxed_process_dies_with_a_crashed_parent(tmp_path):
+    import subprocess
+    import sys
+
+    script = ("from r1lab.rewards import run_python, SandboxLimits\n"
+              "run_python('import time\\ntime.sleep(120)', '', SandboxLimits(wall_s=120))")
+    # TMPDIR: the crashed parent cannot remove its sandbox directory; keep it inside pytest's tmp_path
+    parent = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "TMPDIR": str(tmp_path)})
+    try:
+        deadline = time.monotonic() + 60
+        children = []
+        while not children and time.monotonic() < deadline:
+            time.sleep(0.2)
+            children = _children_of(parent.pid)
+        assert children, "the sandbox child never started"
+        time.sleep(0.5)  # let it get past its lock-down into the solution
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{c}") for c in children):
+        time.sleep(0.1)
+    assert not any(os.path.exists(f"/proc/{c}") for c in children)

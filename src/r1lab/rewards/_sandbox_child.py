@@ -21,12 +21,14 @@ import ctypes
 import json
 import os
 import resource
+import signal
 import sys
 import traceback
 
 NOBODY = 65534
 CLONE_NEWNET, CLONE_NEWUSER = 0x40000000, 0x10000000
 PR_SET_DUMPABLE = 4
+PR_SET_PDEATHSIG = 1
 
 BLOCKED_EVENT_PREFIXES = (
     "socket.", "subprocess.", "os.exec", "os.spawn", "os.posix_spawn", "os.fork", "os.forkpty", "os.system",
@@ -140,6 +142,9 @@ def main() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     status = {"network_namespace": _isolate_network(libc)}
     status["dropped_privileges"] = _drop_root(workdir, libc)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after the uid change, which clears it
+    if os.getppid() != cfg["parent_pid"]:  # the parent died before the line above took effect
+        os._exit(1)
     _set_limits(cfg)
     status["rlimits"] = True
     sys.addaudithook(make_audit_hook(workdir))

@@ -68,6 +68,17 @@ def _task(req: dict) -> dict:
     return {"match": bool(verify_answer(req["task"], req["pred"], req["gold"], req.get("metadata")))}
 
 
+def _cap_cpu(budget_s: float) -> None:
+    """Let this request use at most budget + 2 more CPU seconds (SIGXCPU kills the process beyond), so even
+    an orphaned worker stuck in C code stops on its own; the parent normally kills it long before."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    soft = int(usage.ru_utime + usage.ru_stime + budget_s + 2.999)
+    try:
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.RLIM_INFINITY))
+    except (ValueError, OSError):
+        pass
+
+
 def main() -> None:
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8")
     sys.stdout = sys.stderr  # nothing a library prints can corrupt the protocol stream
@@ -88,7 +99,9 @@ def main() -> None:
             out.write(json.dumps({"error": f"bad request: {e}"}) + "\n")
             continue
         try:
-            signal.setitimer(signal.ITIMER_REAL, max(0.01, float(req.get("timeout_s", 5.0))))
+            budget = max(0.01, float(req.get("timeout_s", 5.0)))
+            _cap_cpu(budget)
+            signal.setitimer(signal.ITIMER_REAL, budget)
             try:
                 reply = handler(req)
             finally:

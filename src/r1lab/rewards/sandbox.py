@@ -89,7 +89,7 @@ def run_python(code: str, stdin: str = "", limits: SandboxLimits = SandboxLimits
         Path(workdir, "solution.py").write_text(code, encoding="utf-8", errors="replace")
         Path(workdir, "stdin.txt").write_text(stdin, encoding="utf-8", errors="replace")
         cfg = {
-            "workdir": workdir, "status_fd": status_w, "cpu_s": limits.cpu_s, "memory_bytes": limits.memory_bytes,
+            "workdir": workdir, "status_fd": status_w, "parent_pid": os.getpid(), "cpu_s": limits.cpu_s, "memory_bytes": limits.memory_bytes,
             "file_bytes": limits.file_bytes, "open_files": limits.open_files,
         }
         start = time.monotonic()
