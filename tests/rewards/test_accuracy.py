@@ -152,3 +152,17 @@ def test_grade_reports_how_it_decided():
     assert grade_answer("\\sqrt{4}", "2").method == "math-verify"
     assert grade_answer(None, "2").method == "no-answer"
     assert grade_answer("1" * 5000, "2").method == "too-long"
+
+
+def test_known_tasks_are_graded_by_their_own_verifier():
+    from r1lab.data import load_task
+
+    for record in load_task("arith?operands=2", "test", 3, 0) + load_task("rg:basic_arithmetic", "test", 2, 0):
+        right = grade_answer(str(record["answer"]), record["answer"], task=record["task"], metadata=record["metadata"])
+        wrong = grade_answer("123456789", record["answer"], task=record["task"], metadata=record["metadata"])
+        assert (right.correct, right.method) == (True, "task")
+        assert (wrong.correct, wrong.method) == (False, "task")
+    accuracy = get_reward("accuracy")
+    record = load_task("arith?operands=2", "test", 1, 0)[0]
+    assert accuracy([f"<answer>{record['answer']}</answer>", "<answer>-1</answer>"], answer=[record["answer"]] * 2,
+                    task=[record["task"]] * 2, metadata=[record["metadata"]] * 2) == [1.0, 0.0]
