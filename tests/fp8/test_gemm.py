@@ -53,13 +53,17 @@ def test_fp8_gemm_is_close_to_the_fp32_gemm():
     assert diff < 2e-3 and rel(got, want) < 0.06
 
 
-def test_chunking_over_k_blocks_does_not_change_the_result(monkeypatch):
+def test_transposed_operands_need_no_copy_and_give_the_same_result():
+    """Dgrad multiplies by the transposed weight view; the result equals that of a contiguous copy."""
     gen = torch.Generator().manual_seed(13)
-    x, w = torch.randn(8, 5 * B, generator=gen), torch.randn(6, 5 * B, generator=gen)
-    args = (*quantize_tiles(x, B), *quantize_blocks(w, B), B)
-    whole = emulated_scaled_mm(*args)
-    monkeypatch.setattr(gemm, "_EMULATION_CHUNK_ELEMENTS", 2 * 8 * 6)  # two K blocks at a time
-    torch.testing.assert_close(emulated_scaled_mm(*args), whole, rtol=1e-6, atol=1e-6)
+    g, w = torch.randn(8, 5 * B, generator=gen), torch.randn(5 * B, 3 * B, generator=gen)
+    g_q, g_s = quantize_tiles(g, B)
+    w_q, w_s = quantize_blocks(w, B)  # [5B, 3B]: the layer weight [N, K]; Dgrad uses its transpose
+    view = emulated_scaled_mm(g_q, g_s, w_q.t(), w_s.t(), B)
+    copy = emulated_scaled_mm(g_q, g_s, w_q.t().contiguous(), w_s.t().contiguous(), B)
+    assert torch.equal(view, copy)
+    want = dequantize_tiles(g_q, g_s, B) @ dequantize_blocks(w_q, w_s, B)
+    torch.testing.assert_close(view, want, rtol=1e-5, atol=1e-5)
 
 
 def test_dispatch_on_cpu_emulates_and_rejects_bad_input():

@@ -15,6 +15,7 @@ from r1lab.fp8.quant import (
     expand_block_scale,
     infer_block_size,
     quantize_blocks,
+    quantize_column_tiles,
     quantize_tiles,
     scale_from_amax,
 )
@@ -164,3 +165,12 @@ def test_infer_block_size_rejects_mismatched_grids():
     assert infer_block_size((64, 64), (2, 2)) == 32
     with pytest.raises(ValueError):
         infer_block_size((64, 64), (3, 2))
+
+
+def test_column_tiles_equal_row_tiles_of_the_transpose():
+    """Wgrad's 128x1 tiles: quantising down columns == quantising the transpose along its rows."""
+    x = torch.randn(2 * B + 9, 3 * B - 2, generator=torch.Generator().manual_seed(8))
+    q, s = quantize_column_tiles(x, B)
+    q_t, s_t = quantize_tiles(x.t(), B)
+    assert q.shape == x.shape and s.shape == (3, 3 * B - 2)
+    assert torch.equal(q.float(), q_t.float().t()) and torch.equal(s, s_t.t())

@@ -26,13 +26,13 @@ def test_pretrain_with_fp8_precision_learns_and_checkpoints(tmp_path):
     cfg = PretrainConfig(
         model=ModelSpec(preset="tiny", overrides={**SMALL, "precision": "fp8"}),
         data={"seq_len": 24, "batch_size": 8},
-        train=TrainConfig(out_dir=str(tmp_path / "run"), max_steps=25, lr=3e-3, progress=False, tensorboard=False,
+        train=TrainConfig(out_dir=str(tmp_path / "run"), max_steps=12, lr=3e-3, progress=False, tensorboard=False,
                           seed=0),
     )
     result = pretrain(cfg, tokens=periodic_tokens())
     losses = [h["ce_loss"] for h in result.history]
     assert all(torch.isfinite(torch.tensor(losses)))
-    assert losses[-1] < 0.5 * losses[0]
+    assert losses[-1] < 0.6 * losses[0]
     reloaded = Transformer.from_pretrained(result.checkpoint)
     assert reloaded.config.precision == "fp8"
     assert any(isinstance(m, Fp8Linear) for m in reloaded.modules())

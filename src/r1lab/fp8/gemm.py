@@ -19,13 +19,8 @@ from __future__ import annotations
 import warnings
 
 import torch
-import torch.nn.functional as F
 
 from r1lab.fp8.quant import FP8_DTYPE, _ceil_div, quantize_blocks, quantize_tiles
-
-# Upper bound on the [K-blocks, M, N] partial-product tensor built at once by the emulation (elements).
-_EMULATION_CHUNK_ELEMENTS = 1 << 25
-
 
 def _row_scales(s: torch.Tensor, rows: int, block: int) -> torch.Tensor:
     """Scale per row: [rows, kb] as given, or expand a block grid [ceil(rows/b), kb] to [rows, kb]."""
@@ -36,24 +31,28 @@ def _row_scales(s: torch.Tensor, rows: int, block: int) -> torch.Tensor:
     raise ValueError(f"scale with {s.shape[0]} rows fits neither {rows} rows nor their {block}-row blocks")
 
 
+@torch.no_grad()
 def emulated_scaled_mm(
     a_q: torch.Tensor, sa: torch.Tensor, b_q: torch.Tensor, sb: torch.Tensor, block: int
 ) -> torch.Tensor:
-    """a_q[M, K] fp8, sa[M, kb]; b_q[N, K] fp8, sb[N or ceil(N/b), kb] -> fp32 C[M, N] (no Python loop over rows)."""
+    """a_q[M, K] fp8, sa[M, kb]; b_q[N, K] fp8, sb[N or ceil(N/b), kb] -> fp32 C[M, N].
+
+    One FP32 GEMM per K block on the exact FP8 values (strided views, no copies), then the block's partial
+    sums are scaled by sa ⊗ sb and added to the accumulator. The loop runs over K blocks, never over rows.
+    Not differentiable (quantisation has no useful derivative): `Fp8Linear` defines the backward GEMMs.
+    """
     m, k = a_q.shape
     n = b_q.shape[0]
-    kb = _ceil_div(k, block)
-    pad = kb * block - k
-    a = F.pad(a_q.float(), (0, pad)).view(m, kb, block).transpose(0, 1)  # [kb, M, b]
-    b = F.pad(b_q.float(), (0, pad)).view(n, kb, block).permute(1, 2, 0)  # [kb, b, N]
-    sa_t = sa.float().t()  # [kb, M]
-    sb_t = _row_scales(sb.float(), n, block).t()  # [kb, N]
+    a = a_q.float()  # [M, K], exact
+    b = b_q.float()  # [N, K], exact
+    sa = sa.float()
+    sb = _row_scales(sb.float(), n, block)  # [N, kb]
     out = torch.zeros(m, n, dtype=torch.float32, device=a_q.device)
-    step = max(1, _EMULATION_CHUNK_ELEMENTS // max(1, m * n))
-    for k0 in range(0, kb, step):  # loop over groups of K blocks only when memory demands it
-        partial = torch.bmm(a[k0 : k0 + step], b[k0 : k0 + step])  # [kc, M, N], FP32 within a block
-        partial.mul_(sa_t[k0 : k0 + step, :, None]).mul_(sb_t[k0 : k0 + step, None, :])
-        out += partial.sum(dim=0)  # promotion into the FP32 accumulator
+    partial = torch.empty_like(out)
+    for kb, k0 in enumerate(range(0, k, block)):
+        torch.mm(a[:, k0 : k0 + block], b[:, k0 : k0 + block].t(), out=partial)  # FP32 within the block
+        partial.mul_(sa[:, kb : kb + 1])
+        out.addcmul_(partial, sb[:, kb].unsqueeze(0))  # promotion: scaled partial sum into the accumulator
     return out
 
 

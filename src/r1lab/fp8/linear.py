@@ -19,7 +19,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from r1lab.fp8.gemm import scaled_mm
-from r1lab.fp8.quant import DEFAULT_BLOCK, dequantize_blocks, dequantize_tiles, quantize_blocks, quantize_tiles
+from r1lab.fp8.quant import (
+    DEFAULT_BLOCK,
+    dequantize_blocks,
+    dequantize_tiles,
+    quantize_blocks,
+    quantize_column_tiles,
+    quantize_tiles,
+)
 
 BACKENDS = ("auto", "emulate", "scaled_mm")
 
@@ -75,9 +82,10 @@ class _Fp8LinearFunction(torch.autograd.Function):
                 grad_x = scaled_mm(g_q, g_s, w_q.t(), w_s.t(), b, recipe.backend).to(ctx.x_dtype)  # [M, K]
             if ctx.needs_input_grad[1]:
                 x = dequantize_tiles(x_q, x_s, b)  # [M, K] from the cached FP8 copy
-                gt_q, gt_s = quantize_tiles(_pad_rows(g, b).t(), b, p2)  # [N, M'], 128x1 tiles of dy
-                xt_q, xt_s = quantize_tiles(_pad_rows(x, b).t(), b, p2)  # [K, M'], 128x1 tiles of x
-                grad_w = scaled_mm(gt_q, gt_s, xt_q, xt_s, b, recipe.backend).to(ctx.w_dtype)  # [N, K]
+                gc_q, gc_s = quantize_column_tiles(_pad_rows(g, b), b, p2)  # [M', N], [mb, N]: 128x1 tiles of dy
+                xc_q, xc_s = quantize_column_tiles(_pad_rows(x, b), b, p2)  # [M', K], [mb, K]: 128x1 tiles of x
+                grad_w = scaled_mm(gc_q.t(), gc_s.t(), xc_q.t(), xc_s.t(), b, recipe.backend)  # [N, K]
+                grad_w = grad_w.to(ctx.w_dtype)
         return grad_x, grad_w, None
 
 

@@ -53,10 +53,31 @@ def quantize_tiles(x: torch.Tensor, block: int = DEFAULT_BLOCK, pow2: bool = Fal
     """
     k = x.shape[-1]
     kb = _ceil_div(k, block)
-    xf = F.pad(x.float(), (0, kb * block - k))  # [..., kb*block]
+    xf = x.float()
+    if kb * block != k:
+        xf = F.pad(xf, (0, kb * block - k))  # [..., kb*block]
     tiles = xf.unflatten(-1, (kb, block))  # [..., kb, block]
     s = scale_from_amax(tiles.abs().amax(dim=-1), pow2)  # [..., kb]
     q = cast_to_fp8(tiles / s.unsqueeze(-1)).flatten(-2)[..., :k]
+    return q, s
+
+
+def quantize_column_tiles(
+    x: torch.Tensor, block: int = DEFAULT_BLOCK, pow2: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Quantise a matrix down its columns in `block` x 1 tiles (Wgrad operands, tiled along the token dim).
+
+    x[M, K] -> (q[M, K] float8_e4m3fn, s[ceil(M/block), K] fp32). Equal to `quantize_tiles(x.t())`
+    transposed, without materialising the transpose.
+    """
+    m, k = x.shape
+    mb = _ceil_div(m, block)
+    xf = x.float()
+    if mb * block != m:
+        xf = F.pad(xf, (0, 0, 0, mb * block - m))  # [mb*block, K]
+    tiles = xf.view(mb, block, k)
+    s = scale_from_amax(tiles.abs().amax(dim=1), pow2)  # [mb, K]
+    q = cast_to_fp8(tiles / s.unsqueeze(1)).view(mb * block, k)[:m]
     return q, s
 
 
