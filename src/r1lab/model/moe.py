@@ -46,7 +46,7 @@ def sequence_balance_loss(scores: torch.Tensor, idx: torch.Tensor, n_experts: in
     `f_i = E/(K·T) Σ_t 1[i ∈ TopK_t]` (no gradient), `P_i = (1/T) Σ_t s_{i,t} / Σ_j s_{j,t}`; T counts valid tokens.
     """
     B, S, K = idx.shape
-    mask = torch.ones(B, S, device=scores.device) if token_mask is None else token_mask.to(scores.dtype)
+    mask = torch.ones(B, S, device=scores.device, dtype=scores.dtype) if token_mask is None else token_mask.to(scores.dtype)
     tokens = mask.sum(1).clamp(min=1)  # [B]
     hits = torch.zeros(B, n_experts, device=scores.device, dtype=scores.dtype)
     hits.scatter_add_(1, idx.reshape(B, S * K), mask.repeat_interleave(K, dim=1))
