@@ -139,3 +139,20 @@ def test_balance_loss_gradient_flows_only_through_probabilities():
     idx = torch.randint(0, 4, (1, 5, 2))
     sequence_balance_loss(scores, idx, 4).backward()
     assert scores.grad is not None and scores.grad.abs().sum() > 0
+
+
+def test_bf16_autocast_keeps_router_fp32_and_runs_experts_in_bf16():
+    torch.manual_seed(6)
+    cfg = tiny_config()
+    moe = MoE(cfg, layer=1)
+    for p in moe.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    x = torch.randn(2, 8, cfg.dim)
+    ref, _ = moe(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert moe.gate.scores(x.reshape(-1, cfg.dim)).dtype == torch.float32
+        w, idx, _ = moe.gate(x.reshape(-1, cfg.dim))
+        assert moe.experts(x.reshape(-1, cfg.dim), w, idx).dtype == torch.bfloat16
+        out, _ = moe(x)
+    assert out.dtype == torch.float32
+    assert (out - ref).abs().max() < 0.05 * ref.abs().max()

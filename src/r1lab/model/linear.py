@@ -91,6 +91,8 @@ def expert_matmul(x: torch.Tensor, weight: torch.Tensor, offsets: torch.Tensor, 
 
         return fp8.fp8_grouped_mm(x, weight, offsets, block_size=config.fp8_block_size,
                                   pow2_scales=config.fp8_pow2_scales, backend=config.fp8_backend)
+    if torch.is_autocast_enabled(x.device.type):  # behave like F.linear under autocast
+        x = x.to(torch.get_autocast_dtype(x.device.type))
     weight = weight.to(x.dtype)
     if _grouped_mm_supported(x, weight):
         out = torch._grouped_mm(x, weight.transpose(-2, -1), offs=offsets)

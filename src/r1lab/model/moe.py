@@ -81,7 +81,8 @@ class Gate(nn.Module):
         self.register_buffer("load_counts", torch.zeros(E, dtype=torch.float32), persistent=False)
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
-        logits = F.linear(x.float(), self.weight.float())
+        with torch.autocast(x.device.type, enabled=False):  # router logits stay fp32 under bf16 autocast
+            logits = F.linear(x.float(), self.weight.float())
         return logits.sigmoid() if self.config.score_func == "sigmoid" else logits.softmax(-1)
 
     def forward(self, x: torch.Tensor):
