@@ -102,7 +102,8 @@ def test_sigkill_mid_run_then_resume_from_the_cli_process(tmp_path):
     path = tmp_path / "run.py"
     path.write_text(script)
     run = lambda out, kill, resume: subprocess.run([sys.executable, str(path), str(out), str(kill), resume],
-                                                   capture_output=True, text=True, timeout=120)
+                                                   capture_output=True, text=True, timeout=120,
+                                                   env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert run(tmp_path / "a", -1, "0").returncode == 0
     assert run(tmp_path / "b", 5, "0").returncode == 137
     assert run(tmp_path / "b", -1, "1").returncode == 0

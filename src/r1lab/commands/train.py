@@ -17,34 +17,34 @@ import typer
 from r1lab.config import apply_overrides, read_yaml, validate
 from r1lab.errors import ConfigError
 
-# command -> (module, config class, entry points tried in order)
-STAGES: dict[str, tuple[str, str, tuple[str, ...], str]] = {
-    "pretrain": ("r1lab.train.pretrain", "PretrainConfig", ("pretrain",),
+# command -> (module, config classes and entry points tried in order, help)
+STAGES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str]] = {
+    "pretrain": ("r1lab.train.pretrain", ("PretrainConfig",), ("pretrain",),
                  "Pretrain an r1lab model: next-token + MTP + balance loss on a text corpus."),
-    "sft": ("r1lab.train.sft", "SFTConfig", ("sft",),
+    "sft": ("r1lab.train.sft", ("SFTConfig",), ("sft",),
             "Supervised fine-tuning on prompt/completion JSONL (prompt tokens masked)."),
-    "rl": ("r1lab.train.rl", "RLConfig", ("run_rl", "rl"),
+    "rl": ("r1lab.train.rl", ("RLConfig",), ("run_rl", "rl"),
            "Reinforcement learning (GRPO family / PPO) with verifiable rewards."),
-    "sample": ("r1lab.train.rejection", "SamplingConfig", ("run_sampling", "sample"),
+    "sample": ("r1lab.train.rejection", ("RejectionConfig", "SamplingConfig"), ("run_sampling", "sample"),
                "Rejection sampling: keep verified samples as an SFT JSONL with provenance."),
-    "distill": ("r1lab.train.distill", "DistillConfig", ("distill",),
+    "distill": ("r1lab.train.distill", ("DistillConfig",), ("distill",),
                 "Distill: SFT of a student on teacher traces, optional logit KL."),
 }
 
 
 def load_stage_config(command: str, config: Path, overrides: list[str], resume: bool) -> tuple[Any, Any]:
     """(validated config, entry function) for `command`."""
-    module_name, class_name, entries, _ = STAGES[command]
+    module_name, class_names, entries, _ = STAGES[command]
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
         if e.name == module_name:
             raise ConfigError(f"r1lab {command}: stage module {module_name} is not available") from None
         raise
-    config_cls = getattr(module, class_name)
+    config_cls = next((getattr(module, n) for n in class_names if hasattr(module, n)), None)
     entry = next((getattr(module, n) for n in entries if hasattr(module, n)), None)
-    if entry is None:
-        raise ConfigError(f"r1lab {command}: {module_name} defines none of {', '.join(entries)}")
+    if config_cls is None or entry is None:
+        raise ConfigError(f"r1lab {command}: {module_name} lacks its config class or entry point")
     data = read_yaml(config)
     apply_overrides(data, overrides)
     if "train" in config_cls.model_fields:
@@ -55,6 +55,8 @@ def load_stage_config(command: str, config: Path, overrides: list[str], resume: 
         if resume:
             train["resume"] = True
     elif resume:
+        if "resume" not in config_cls.model_fields:
+            raise ConfigError(f"r1lab {command}: --resume is not supported (this stage keeps no checkpoint)")
         data["resume"] = True
     return validate(config_cls, data, str(config)), entry
 
