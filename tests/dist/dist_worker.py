@@ -39,7 +39,7 @@ def scenario_rl(out: Path, preset: str) -> None:
 
 
 def scenario_ep(out: Path) -> None:
-    from r1lab.dist.expert_parallel import apply_expert_parallel, gather_expert_parallel_state
+    from r1lab.dist.expert_parallel import apply_expert_parallel, expert_parallel_names, gather_expert_parallel_state
 
     tok_count = len(dist_toy.char_tokenizer())
     model = dist_toy.tiny_moe(tok_count)
@@ -47,10 +47,10 @@ def scenario_ep(out: Path) -> None:
     apply_expert_parallel(model)
     mine = dist.shard_range(ids.shape[0])
     logits = dist_toy.moe_step(model, ids[mine.start:mine.stop], proj)
-    grads = {}
+    grads, sliced = {}, expert_parallel_names(model)
     for name, p in model.named_parameters():  # replicated weights: sum the ranks' gradients (DP semantics)
         g = p.grad if p.grad is not None else torch.zeros_like(p)
-        if "experts.gate_up_proj" not in name and "experts.down_proj" not in name:
+        if name not in sliced:
             torch.distributed.all_reduce(g)
         grads[name] = g
     full_grads = gather_expert_parallel_state(model, grads)  # expert slices -> [E, ...]

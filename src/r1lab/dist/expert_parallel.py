@@ -89,17 +89,25 @@ def apply_expert_parallel(model: nn.Module, group=None) -> int:
     return n
 
 
+def expert_parallel_names(model: nn.Module) -> dict[str, "ExpertParallelExperts"]:
+    """Parameter names of the expert-parallel slices -> their module."""
+    out = {}
+    for name, module in model.named_modules():
+        if isinstance(module, ExpertParallelExperts):
+            for pname in ("gate_up_proj", "down_proj"):
+                out[f"{name}.{pname}" if name else pname] = module
+    return out
+
+
 @torch.no_grad()
 def gather_expert_parallel_state(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """`state` (a `model.state_dict()`) with every expert-parallel slice replaced by the full `[E, ...]` tensor
-    (all ranks take part; each gets the full tensors)."""
+    """`state` (keyed like `model.state_dict()`: weights, gradients, ...) with every expert-parallel slice
+    replaced by the full `[E, ...]` tensor, concatenated in rank order (all ranks take part; each gets it)."""
     out = dict(state)
-    for name, module in model.named_modules():
-        if not isinstance(module, ExpertParallelExperts):
-            continue
-        for pname in ("gate_up_proj", "down_proj"):
-            local = getattr(module, pname).detach().contiguous()
+    for key, module in expert_parallel_names(model).items():
+        if key in state:
+            local = state[key].detach().contiguous()
             parts = [torch.empty_like(local) for _ in range(module.world)]
             dist.all_gather(parts, local, group=module.group)
-            out[f"{name}.{pname}" if name else pname] = torch.cat(parts, 0)
+            out[key] = torch.cat(parts, 0)
     return out

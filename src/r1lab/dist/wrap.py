@@ -31,7 +31,10 @@ def _sum_allreduce_hook(process_group, bucket):
 
 
 def decoder_layers(model: nn.Module) -> list[nn.Module]:
-    """The repeated blocks FSDP shards one by one: the first `ModuleList` named `layers` (r1lab, Llama, Qwen...)."""
+    """The repeated blocks FSDP shards one by one: r1lab's main layers (MTP modules are entered through
+    methods other than `forward`, so they stay with the root), else the first `ModuleList` named `layers`."""
+    if hasattr(model, "main_layers"):
+        return list(model.main_layers)
     for name, module in model.named_modules():
         if name.split(".")[-1] == "layers" and isinstance(module, nn.ModuleList):
             return list(module)
@@ -63,10 +66,13 @@ def wrap_fsdp(module: nn.Module, reshard_after_forward: bool = True) -> nn.Modul
         raise ConfigError("train.dist: expert_parallel works with strategy ddp, not fsdp")
     if not any(p.requires_grad for p in module.parameters()):
         return module
+    sharded = []
     for layer in decoder_layers(module):
-        fully_shard(layer, reshard_after_forward=reshard_after_forward)
-    fully_shard(module, reshard_after_forward=reshard_after_forward)
-    module.set_gradient_divide_factor(1.0)
+        sharded.append(fully_shard(layer, reshard_after_forward=reshard_after_forward))
+    sharded.append(fully_shard(module, reshard_after_forward=reshard_after_forward))
+    for m in sharded:  # plain SUM reduce-scatter (gloo has no PREMUL_SUM)
+        m.set_gradient_divide_factor(1.0)
+        m.set_force_sum_reduction_for_comms(True)
     return module
 
 
