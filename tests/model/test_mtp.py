@@ -68,3 +68,20 @@ def test_mtp_draft_with_cache_matches_training_path():
         main = model(x[:, :9], cache=cache, positions=pos, return_hidden=True)
         draft, _ = model.mtp_forward(main.hidden, x[:, 1:], positions=pos, cache=cache)
     assert (draft - ref).abs().max() <= 1e-5
+
+
+def test_packed_documents_do_not_see_each_other_and_targets_do_not_cross():
+    """Two examples packed in one row with restarted positions == the two run separately (logits and losses)."""
+    torch.manual_seed(3)
+    model = Transformer(tiny_config()).eval()
+    a, b = torch.randint(1, 64, (1, 7)), torch.randint(1, 64, (1, 9))
+    packed = torch.cat([a, b], 1)
+    positions = torch.cat([torch.arange(7), torch.arange(9)]).unsqueeze(0)
+    with torch.no_grad():
+        out = model(packed, labels=packed, positions=positions)
+        la, lb = model(a, labels=a), model(b, labels=b)
+    assert (out.logits[:, :7] - la.logits).abs().max() <= 1e-5
+    assert (out.logits[:, 7:] - lb.logits).abs().max() <= 1e-5
+    # main: 6 + 8 targets; MTP depth 1: 5 + 7 targets (means weighted by target counts)
+    assert torch.allclose(out.main_loss, (6 * la.main_loss + 8 * lb.main_loss) / 14, atol=1e-5)
+    assert torch.allclose(out.mtp_loss, (5 * la.mtp_loss + 7 * lb.mtp_loss) / 12, atol=1e-5)

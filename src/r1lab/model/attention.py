@@ -125,3 +125,25 @@ def build_attention_mask(q_positions: torch.Tensor, k_positions: torch.Tensor, k
         visible = visible & k_valid.unsqueeze(1)
     own = k_positions.unsqueeze(1) == q_positions.unsqueeze(2) if self_slots is None else self_slots
     return visible | own
+
+
+def document_ids(positions: torch.Tensor) -> torch.Tensor:
+    """`[B,T]` index of the packed document each token belongs to: a new one starts wherever the position does not
+    increase (positions restart at 0 for every example packed into a row)."""
+    starts = torch.ones_like(positions, dtype=torch.bool)
+    starts[:, 1:] = positions[:, 1:] <= positions[:, :-1]
+    return starts.long().cumsum(1)
+
+
+def packed_causal_mask(positions: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+    """Bool `[B,T,T]` for a forward without cache: causal by slot, within the same packed document, over valid keys
+    (pads hidden); every query sees itself so padded rows stay finite."""
+    B, T = positions.shape
+    slots = torch.arange(T, device=positions.device)
+    causal = slots.unsqueeze(0) <= slots.unsqueeze(1)  # [T(q), T(k)]
+    doc = document_ids(positions)
+    mask = causal & (doc.unsqueeze(2) == doc.unsqueeze(1))
+    if key_mask is not None:
+        mask = mask & key_mask.to(torch.bool).unsqueeze(1)
+    return mask | torch.eye(T, dtype=torch.bool, device=positions.device)
+

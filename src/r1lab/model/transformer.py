@@ -10,7 +10,9 @@
   against `labels[t+1]`), `-100` ignored. Then `.loss = main + (λ/D)·Σ_k L^k + balance`; MTP depth k scores position
   t against `labels[t+1+k]`.
 - `positions [B,T]` (default `0..T-1`, or continuing after `cache.length` with a cache) are RoPE positions and, with
-  a cache, the slots written. `key_mask [B,T]` (True = real token) hides pad tokens as keys (left-padded prompts) and
+  a cache, the slots written. Without a cache, attention is causal by slot and a row may pack several documents:
+  a new one starts wherever the position does not increase (restart at 0); documents do not attend to each other
+  and no main/MTP target crosses a document boundary (torchtitan's MTP rule). `key_mask [B,T]` (True = real token) hides pad tokens as keys (left-padded prompts) and
   excludes them from routing counts and the balance loss.
 - With `cache=model.new_cache(B, max_len)` attention uses the absorbed MLA form over the compressed cache.
 Returns `ModelOutput(logits [B,T,V], loss, main_loss, mtp_loss, balance_loss, hidden)`; `hidden` (when
@@ -26,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from r1lab.model.attention import build_attention_mask
+from r1lab.model.attention import build_attention_mask, document_ids, packed_causal_mask
 from r1lab.model.block import Block
 from r1lab.model.cache import MLACache
 from r1lab.model.config import ModelConfig
@@ -48,13 +50,18 @@ class ModelOutput:
     hidden: torch.Tensor | None = None
 
 
-def shifted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, shift: int = 1) -> torch.Tensor:
-    """Mean CE of `logits[:, t]` against `labels[:, t+shift]` over non-ignored targets (0 if there are none)."""
+def shifted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, shift: int = 1,
+                          doc_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean CE of `logits[:, t]` against `labels[:, t+shift]` over non-ignored targets (0 if there are none);
+    with `doc_ids [B,T]`, targets in another packed document than position t are ignored."""
     T = labels.shape[1]
     if T <= shift:
         return logits.new_zeros((), dtype=torch.float32)
     pred = logits[:, : T - shift].reshape(-1, logits.shape[-1]).float()
-    target = labels[:, shift:].reshape(-1)
+    target = labels[:, shift:]
+    if doc_ids is not None:
+        target = target.masked_fill(doc_ids[:, shift:] != doc_ids[:, : T - shift], IGNORE_INDEX)
+    target = target.reshape(-1)
     total = F.cross_entropy(pred, target, ignore_index=IGNORE_INDEX, reduction="sum")
     return total / (target != IGNORE_INDEX).sum().clamp(min=1)
 
@@ -72,6 +79,8 @@ class DecoderTrunk(nn.Module):
 
 
 class Transformer(nn.Module):
+    supports_packed_positions = True  # restarted positions in a row = separate documents (see module docstring)
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         config.validate()
@@ -133,7 +142,7 @@ class Transformer(nn.Module):
             slots = torch.arange(cache.length, device=device)
             mask = build_attention_mask(positions, slots, cache.valid[:, : cache.length])
         elif explicit or key_mask is not None:
-            mask = build_attention_mask(positions, positions, key_mask)
+            mask = packed_causal_mask(positions, key_mask)
         else:
             mask = None
         return cos, sin, positions, mask
@@ -141,6 +150,7 @@ class Transformer(nn.Module):
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None, *,
                 positions: torch.Tensor | None = None, cache: MLACache | None = None,
                 key_mask: torch.Tensor | None = None, return_hidden: bool = False) -> ModelOutput:
+        positions_given = positions is not None
         cos, sin, positions, mask = self._attention_inputs(input_ids, positions, cache, key_mask)
         x = self.model.embed_tokens(input_ids)
         balance = x.new_zeros((), dtype=torch.float32)
@@ -152,7 +162,8 @@ class Transformer(nn.Module):
         out = ModelOutput(logits=logits, hidden=hidden if return_hidden else None)
         if labels is None:
             return out
-        main = shifted_cross_entropy(logits, labels, 1)
+        docs = document_ids(positions) if cache is None and positions_given else None
+        main = shifted_cross_entropy(logits, labels, 1, docs)
         mtp = logits.new_zeros((), dtype=torch.float32)
         if self.config.mtp_depth > 0 and self.config.mtp_lambda > 0:
             h = hidden
@@ -160,7 +171,7 @@ class Transformer(nn.Module):
                 next_ids = shift_left(input_ids, k, self.config.pad_token_id)
                 mtp_logits, h, bal = self._mtp_step(layer, h, next_ids, cos, sin, mask, key_mask)
                 balance = balance + bal
-                mtp = mtp + shifted_cross_entropy(mtp_logits, labels, 1 + k)
+                mtp = mtp + shifted_cross_entropy(mtp_logits, labels, 1 + k, docs)
             mtp = mtp * (self.config.mtp_lambda / self.config.mtp_depth)
         out.main_loss, out.mtp_loss, out.balance_loss = main, mtp, balance
         out.loss = main + mtp + balance
