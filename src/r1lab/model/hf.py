@@ -268,7 +268,8 @@ def load_pretrained(path: str | Path, *, dtype: torch.dtype | None = None, devic
     tensors = _fuse_experts(tensors)
     tensors = {k: v for k, v in tensors.items() if not k.endswith("rotary_emb.inv_freq")}
 
-    model = Transformer(config)
+    with torch.device("meta"):  # shapes only: the weights come from the checkpoint, no random init
+        model = Transformer(config)
     expected = model.state_dict()
     missing = [k for k in expected if k not in tensors]
     if missing:
@@ -285,7 +286,12 @@ def load_pretrained(path: str | Path, *, dtype: torch.dtype | None = None, devic
         if t.dtype not in FLOAT_DTYPES:
             raise CheckpointError(f"{path}: key '{key}': unsupported dtype {str(t.dtype).removeprefix('torch.')} "
                                   "(expected float32, bfloat16 or float16)")
-    model.load_state_dict({k: tensors[k].to(expected[k].dtype) for k in expected}, strict=True)
+    model.load_state_dict({k: tensors[k].to(expected[k].dtype) for k in expected}, strict=True, assign=True)
+    model.init_runtime_buffers()
+    still_meta = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if still_meta:  # a module with state outside its state dict (none today): build it for real instead
+        model = Transformer(config)
+        model.load_state_dict({k: tensors[k] for k in expected}, strict=True)
     if dtype is not None:
         cast_model(model, dtype)
     return model.to(device)

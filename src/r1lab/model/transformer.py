@@ -105,6 +105,13 @@ class Transformer(nn.Module):
                 module.e_score_correction_bias.zero_()
                 module.load_counts.zero_()
 
+    def init_runtime_buffers(self) -> None:
+        """(Re)create the buffers that are not in the state dict: RoPE frequencies, routing counts (after a meta build)."""
+        device = self.lm_head.weight.device
+        self.rope_inv_freq = rope_inv_freq(self.config).to(device)
+        for _, moe in self.moe_layers():
+            moe.gate.load_counts = torch.zeros(self.config.n_routed_experts, dtype=torch.float32, device=device)
+
     @property
     def main_layers(self) -> list[Block]:
         return list(self.model.layers[: self.config.n_layers])
