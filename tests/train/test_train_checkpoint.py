@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from r1lab.train import TrainConfig, train
 from r1lab.train.checkpoint import load_weights
 from r1lab.train.metrics_log import read_metrics
 from r1lab.train.state_io import load_state, save_state
-from train_toy import Toy, batch_for, mse, toy_stage
+from train_toy import Toy, batch_for, mse, run_killable, toy_stage
 
 HERE = Path(__file__).parent
 
@@ -83,30 +82,19 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path):
     assert strip(read_metrics(tmp_path / "full")) == strip(read_metrics(tmp_path / "cut"))
 
 
-def test_sigkill_mid_run_then_resume_from_the_cli_process(tmp_path):
-    """A real kill (os._exit inside a step) of a separate process; the resumed run matches."""
-    script = textwrap.dedent(f"""
-        import os, sys, torch
-        sys.path.insert(0, {str(HERE)!r})
-        from train_toy import Toy, toy_stage
-        from r1lab.train import TrainConfig, train
-        kill = int(sys.argv[2])
-        def after(model, step, m):
-            if step == kill:
-                os._exit(137)
-        torch.manual_seed(0)
-        train(Toy(dropout=0.3), toy_stage(after=after),
-              TrainConfig(out_dir=sys.argv[1], max_steps=8, save_every=2, lr=3e-2, progress=False,
-                          tensorboard=False, resume=sys.argv[3] == "1"))
-        """)
-    path = tmp_path / "run.py"
-    path.write_text(script)
-    run = lambda out, kill, resume: subprocess.run([sys.executable, str(path), str(out), str(kill), resume],
-                                                   capture_output=True, text=True, timeout=120,
-                                                   env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert run(tmp_path / "a", -1, "0").returncode == 0
-    assert run(tmp_path / "b", 5, "0").returncode == 137
-    assert run(tmp_path / "b", -1, "1").returncode == 0
+def test_hard_kill_mid_run_then_resume_in_a_new_process(tmp_path):
+    """A real kill (os._exit inside step 5, checkpoint at 4) of a separate process; the resumed process ends
+    with the same weights and metrics as an uninterrupted run."""
+    run_killable(str(tmp_path / "a"))
+    code = "import sys; sys.path.insert(0, sys.argv[1]); from train_toy import run_killable; " \
+           "run_killable(sys.argv[2], int(sys.argv[3]), sys.argv[4] == '1')"
+    run = lambda kill, resume: subprocess.run(
+        [sys.executable, "-c", code, str(HERE), str(tmp_path / "b"), str(kill), resume],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run(5, "0").returncode == 137
+    assert [r["step"] for r in read_metrics(tmp_path / "b")] == [1, 2, 3, 4]   # died inside step 5
+    resumed = run(-1, "1")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
     a = read_metrics(tmp_path / "a")
     b = read_metrics(tmp_path / "b")
     assert [r["loss"] for r in a] == [r["loss"] for r in b] and len(a) == 8

@@ -93,3 +93,42 @@ def test_sft_trains_an_hf_model_and_checkpoints_it_with_its_tokenizer(tmp_path):
     assert AutoTokenizer.from_pretrained(result.checkpoint).get_vocab() == tiny_tokenizer().get_vocab()
     for name, p in back.state_dict().items():
         assert torch.equal(p, model.state_dict()[name]), name
+
+
+def test_packed_row_equals_separate_rows_for_r1lab_models():
+    from r1lab.model import ModelConfig, Transformer
+
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig.from_preset(
+        "tiny", vocab_size=len(WORDS), dim=64, inter_dim=128, moe_inter_dim=32, n_layers=2, q_lora_rank=32,
+        kv_lora_rank=32, qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16, mtp_depth=0, balance_alpha=0.0))
+    assert supports_packed_positions(model)
+    exs = tokenize_records(addition_records(3), tiny_tokenizer(), max_len=64)
+    packed = collate_rows(exs, [[0, 1, 2]], pad_id=0)
+    loss_packed, m = causal_lm_loss(model, packed["input_ids"], packed["labels"], packed["positions"])
+    total = 0.0
+    for i in range(3):
+        single = collate_rows(exs, [[i]], pad_id=0)
+        loss_i, mi = causal_lm_loss(model, single["input_ids"], single["labels"])
+        total += loss_i.item() * int(mi["num_tokens"])
+    assert loss_packed.item() == pytest.approx(total / int(m["num_tokens"]), rel=1e-5)
+
+
+def test_sft_gradients_do_not_depend_on_the_micro_batch_split():
+    """Global token mean: 1 x 4 rows and 2 x 2 rows (different target counts per micro-batch) agree."""
+    from r1lab.train.loop import accumulate_gradients
+    from r1lab.train.sft import SFTStage
+
+    model = tiny_llama(seed=4).double()
+    records = [{"prompt": f"what is {i} ?", "completion": " ".join(["so"] * (1 + 3 * i)) + f" {i}"} for i in range(8)]
+    exs = tokenize_records(records, tiny_tokenizer(), max_len=64)
+    assert len({len(e) for e in exs}) == 8                     # every example has its own target count
+    grads = []
+    for batch_size, accum in ((4, 1), (2, 2), (1, 4)):
+        stage = SFTStage(exs, batch_size=batch_size, grad_accum=accum, seed=0, max_len=64, pad_id=0, packing=False)
+        model.zero_grad(set_to_none=True)
+        accumulate_gradients(model, stage, [stage.next_batch(0, i) for i in range(accum)])
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for other in grads[1:]:
+        for a, b in zip(grads[0], other):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)

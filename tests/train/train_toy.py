@@ -36,3 +36,19 @@ def mse(model, batch):
 
 def toy_stage(num_steps: int = 10, **kw) -> FunctionStage:
     return FunctionStage(batch_for, mse, num_steps=num_steps, **kw)
+
+
+def run_killable(out_dir: str, kill_at: int = -1, resume: bool = False) -> None:
+    """8 steps with dropout, checkpoints every 2; `os._exit(137)` right after step `kill_at` (a hard kill)."""
+    import os
+
+    from r1lab.train import TrainConfig, train
+
+    def after(model, step, metrics):
+        if step == kill_at:
+            os._exit(137)
+
+    torch.manual_seed(0)
+    train(Toy(dropout=0.3), toy_stage(after=after),
+          TrainConfig(out_dir=out_dir, max_steps=8, save_every=2, lr=3e-2, progress=False, tensorboard=False,
+                      resume=resume))

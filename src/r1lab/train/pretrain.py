@@ -37,6 +37,8 @@ class CorpusConfig(StrictModel):
 
 
 class PretrainConfig(StrictModel):
+    """Pretraining stage: which model, which corpus, how long; `train:` is the shared loop's config."""
+
     model: ModelSpec = Field(default_factory=ModelSpec)
     data: CorpusConfig = Field(default_factory=CorpusConfig)
     epochs: float = Field(1.0, gt=0, description="passes over the corpus when train.max_steps is unset")

@@ -34,6 +34,8 @@ from r1lab.train.rng import seed_everything
 
 
 class SFTDataConfig(StrictModel):
+    """Prompt/completion JSONL and how it becomes rows."""
+
     path: str | None = Field(None, description="JSONL with 'prompt' and 'completion' per line")
     template: str | None = Field(None, description="render raw prompts with this template; None: already rendered")
     max_len: int = Field(512, ge=2, description="tokens per row (longer examples are truncated)")
@@ -43,6 +45,8 @@ class SFTDataConfig(StrictModel):
 
 
 class SFTConfig(StrictModel):
+    """SFT stage (cold start, R1 stage 3): `model.init_from` is usually the base checkpoint to fine-tune."""
+
     model: ModelSpec = Field(default_factory=ModelSpec)
     tokenizer: str | None = Field(None, description="tokenizer dir/file; default: the model's own")
     data: SFTDataConfig = Field(default_factory=SFTDataConfig)
