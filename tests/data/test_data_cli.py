@@ -14,6 +14,10 @@ def run(capsys, *argv):
     return code, out.out, out.err
 
 
+def printed_counts(stdout):
+    return {k: int(v) for k, v in (line.split() for line in stdout.splitlines() if not line.startswith("wrote"))}
+
+
 def read_jsonl(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -31,7 +35,7 @@ def test_build_records_with_decontamination_prints_counts(tmp_path, capsys):
     assert len(rows) == 120
     assert rows[0]["rendered_prompt"] == rows[0]["prompt"] + "\n<think>\n" and rows[0]["prefill"] == "<think>\n"
     assert [p["step"] for p in rows[0]["metadata"]["provenance"]] == ["dedup_exact", "decontaminate"]
-    assert "loaded            120" in stdout and "contaminated      0" in stdout
+    assert printed_counts(stdout) == {"loaded": 120, "exact_duplicates": 0, "contaminated": 0, "written": 120}
     assert f"wrote 120 record(s) to {out}" in stdout
 
 
@@ -40,7 +44,7 @@ def test_build_removes_a_leaked_eval_problem_from_a_file_task(tmp_path, capsys):
     train = load_task("arith", "train", 40, 0)
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps({"prompt": r["prompt"], "answer": r["answer"]}) + "\n"
-                            for r in [*train, evals[3], train[0]]))
+                            for r in [*train, evals[3], train[0]]) + '{"prompt": "no answer here"}\n')
     eval_file = tmp_path / "eval.jsonl"
     eval_file.write_text("".join(json.dumps(r) + "\n" for r in evals))
     cfg = tmp_path / "c.yaml"
@@ -48,7 +52,9 @@ def test_build_removes_a_leaked_eval_problem_from_a_file_task(tmp_path, capsys):
     code, stdout, _ = run(capsys, "data", "build", str(cfg), "-o", str(tmp_path / "o.jsonl"))
     assert code == 0
     assert len(read_jsonl(tmp_path / "o.jsonl")) == 40
-    assert "exact_duplicates  1" in stdout and "contaminated      1" in stdout
+    counts = printed_counts(stdout)
+    assert counts["exact_duplicates"] == 1 and counts["contaminated"] == 1 and counts["written"] == 40
+    assert counts["file_rows"] == 43 and counts["file_skipped_no_answer"] == 1  # nothing dropped silently
 
 
 def test_build_corpus_and_cold_start_with_overrides(tmp_path, capsys):

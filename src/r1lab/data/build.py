@@ -15,7 +15,7 @@ from pydantic import Field
 from r1lab.atomic import atomic_write_jsonl
 from r1lab.config import StrictModel
 from r1lab.data import hygiene
-from r1lab.data.tasks import load_task
+from r1lab.data.tasks import get_task, load_task
 from r1lab.data.templates import TEMPLATE_NAMES, get_template
 from r1lab.data.traces import cold_start_from_records, corpus_from_records
 from r1lab.errors import DataError
@@ -95,8 +95,12 @@ def build_dataset(cfg: DataBuildConfig, tokenizer: Any = None) -> tuple[list[dic
     """Records of `cfg.kind` and the counts of every step (loaded, removed per reason, written)."""
     if cfg.template is not None and cfg.template not in TEMPLATE_NAMES:
         raise DataError(f"template: expected one of {', '.join(TEMPLATE_NAMES)}, got {cfg.template!r}")
+    task = get_task(cfg.task)
     records = load_task(cfg.task, cfg.split, cfg.size, cfg.seed)
     counts: dict[str, int] = {"loaded": len(records)}
+    for key, value in getattr(task, "last_report", {}).items():  # file tasks: rows read, skipped, sampled
+        if key not in ("loaded", "returned"):
+            counts[f"file_{key}"] = value
     steps = []
     if cfg.dedup.exact:
         steps.append(lambda rs: hygiene.dedup_exact(rs))
