@@ -91,3 +91,12 @@ def test_bad_task_options_are_one_line_data_errors(bad):
 def test_an_exhausted_problem_space_is_an_error_not_a_short_list():
     with pytest.raises(DataError, match="too small"):
         load_task("arith?operands=2&digits=1&ops=+", "test", 50, 0)  # at most 81 problems, ~10% in test
+
+
+@pytest.mark.parametrize("value", [3, -2, 0.5, 1e-05, 2.5e20, True, False, None, "text", "2-4", "+-", "true", "7",
+                                   [1, 2], {"a": [1, {"b": "c&d=e"}]}, "a&b=c?d"])
+def test_option_values_survive_the_canonical_name(value):
+    from r1lab.data.tasks.base import format_task_name
+
+    name = format_task_name("kind", "target", {"opt": value})
+    assert parse_task_spec(name) == ("kind", "target", {"opt": value})

@@ -76,7 +76,11 @@ def _format_value(v: Any) -> str:
         text = v if parsed == v else json.dumps(v)
     elif isinstance(v, bool):
         text = "true" if v else "false"
-    elif isinstance(v, (int, float)) or v is None:
+    elif isinstance(v, float):
+        text = repr(v)
+        if "e" in text and "." not in text:  # YAML 1.1 reads '1e-05' as a string, '1.0e-05' as a float
+            text = text.replace("e", ".0e", 1)
+    elif isinstance(v, int) or v is None:
         text = json.dumps(v)
     else:
         text = json.dumps(v, sort_keys=True, separators=(",", ":"))
