@@ -17,6 +17,7 @@ from r1lab.fp8.checkpoint import (
     quantization_config,
     quantize_state_dict,
     save_pretrained_fp8,
+    stored_bytes,
 )
 from r1lab.fp8.quant import FP8_DTYPE, dequantize_blocks, quantize_blocks
 from r1lab.model import ModelConfig, Transformer
@@ -141,6 +142,11 @@ def test_convert_cli_fp8_then_bf16(tmp_path, model, ids):
         a = Transformer.from_pretrained(fp8).eval()(ids).logits
         b = Transformer.from_pretrained(bf16).eval()(ids).logits
     assert rel(b, a) < 0.02  # bf16 of FP8 values is nearly exact (E4M3 x fp32 scale rounded to bf16)
+
+    # the byte rule used to size checkpoints too large to build reproduces these files' tensor bytes
+    shapes = {k: tuple(t.shape) for k, t in read_all(src).items()}
+    for target, path in (("fp32", src), ("fp8", fp8), ("bf16", bf16)):
+        assert stored_bytes(shapes, target, block=32) == sum(t.numel() * t.element_size() for t in read_all(path).values())
 
     r = cli("--to", "int4", src, tmp_path / "x")
     assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr

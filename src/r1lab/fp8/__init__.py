@@ -7,6 +7,13 @@
 - `checkpoint`: quantise / dequantise state dicts and checkpoint directories (`r1lab convert`).
 """
 
+from r1lab.fp8.checkpoint import (
+    convert_checkpoint,
+    dequantize_state_dict,
+    quantization_config,
+    quantize_state_dict,
+    save_pretrained_fp8,
+)
 from r1lab.fp8.gemm import emulated_scaled_mm, scaled_mm, scaled_mm_available
 from r1lab.fp8.linear import Fp8Linear, Fp8Recipe, fp8_grouped_mm, fp8_linear
 from r1lab.fp8.quant import (
@@ -18,10 +25,21 @@ from r1lab.fp8.quant import (
     dequantize_tiles,
     quantize_blocks,
     quantize_tiles,
+    quantize_column_tiles,
     scale_from_amax,
 )
+from r1lab.fp8.policy import enable_fp8, recipe_from_config, uses_fp8
 
 __all__ = [
+    "convert_checkpoint",
+    "dequantize_state_dict",
+    "enable_fp8",
+    "quantization_config",
+    "quantize_column_tiles",
+    "quantize_state_dict",
+    "recipe_from_config",
+    "save_pretrained_fp8",
+    "uses_fp8",
     "AMAX_FLOOR",
     "DEFAULT_BLOCK",
     "E4M3_MAX",

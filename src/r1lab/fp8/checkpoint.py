@@ -211,3 +211,23 @@ def checkpoint_bytes(path: str | Path) -> int:
     """Bytes of the weight files of a checkpoint directory (what a user downloads, headers included)."""
     path = Path(path)
     return sum((path / name).stat().st_size for name in _weight_files(path))
+
+
+def stored_bytes(shapes: dict[str, tuple[int, ...]], target: str, block: int = DEFAULT_BLOCK) -> int:
+    """Bytes of the tensors with these HF keys/shapes as `convert_checkpoint` stores them, without allocating:
+    target "fp32" (all 4 bytes), "bf16" (2 bytes, router fp32) or "fp8" (E4M3 + fp32 scales for projection
+    weights, the rest as in bf16). Used to size checkpoints too large to build (the 671B preset)."""
+    if target not in ("fp32", *TARGETS):
+        raise ValueError(f"target must be fp32, fp8 or bf16, got {target!r}")
+    total = 0
+    for key, shape in shapes.items():
+        numel = 1
+        for d in shape:
+            numel *= d
+        if target == "fp32" or key.endswith(KEEP_FP32):
+            total += 4 * numel
+        elif target == "fp8" and is_fp8_checkpoint_key(key) and len(shape) == 2:
+            total += numel + 4 * (-(-shape[0] // block)) * (-(-shape[1] // block))
+        else:
+            total += 2 * numel
+    return total
