@@ -360,13 +360,17 @@ def _pad_id(model: Any, tokenizer: Any) -> int:
     return 0
 
 
-def frozen_copy(model: Any) -> Any:
-    """A reference policy: a deep copy with gradients off, in eval mode (never in the optimizer)."""
-    ref = copy.deepcopy(model)
-    ref.eval()
-    for p in ref.parameters():
+def freeze(model: Any) -> Any:
+    """A reference policy: gradients off, eval mode; it is never handed to the optimizer."""
+    model.eval()
+    for p in model.parameters():
         p.requires_grad_(False)
-    return ref
+    return model
+
+
+def frozen_copy(model: Any) -> Any:
+    """A frozen deep copy of the policy as it is now (the default reference: the start of the stage)."""
+    return freeze(copy.deepcopy(model))
 
 
 def rl(cfg: RLConfig, *, model: Any = None, tokenizer: Any = None, records: Sequence[dict] | None = None,
@@ -389,7 +393,7 @@ def rl(cfg: RLConfig, *, model: Any = None, tokenizer: Any = None, records: Sequ
         if cfg.reference is not None:
             from r1lab.sources import load_model
 
-            reference = frozen_copy(load_model(cfg.reference)[0])
+            reference = freeze(load_model(cfg.reference)[0])
         else:
             reference = frozen_copy(model)
     critic = None
