@@ -2,7 +2,6 @@
 
 import json
 
-import pytest
 
 from r1lab.cli import main
 from r1lab.data import load_task
