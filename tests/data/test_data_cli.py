@@ -2,7 +2,6 @@
 
 import json
 
-
 from r1lab.cli import main
 from r1lab.data import load_task
 
