@@ -3,7 +3,7 @@
 
 import pytest
 import torch
-from conftest import Rollout, ToyPolicy, make_rollout
+from algo_toy import Rollout, ToyPolicy, make_rollout
 
 from r1lab.algo import batch_normalisers, get_aggregation, group_advantages, list_aggregations, policy_loss
 

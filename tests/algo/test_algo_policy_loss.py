@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from conftest import ToyPolicy
+from algo_toy import ToyPolicy
 
 from r1lab.algo import batch_normalisers, group_advantages, kl_estimate, policy_loss
 
