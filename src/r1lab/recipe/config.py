@@ -1,0 +1,79 @@
+"""`RecipeConfig`: one YAML for the whole R1 recipe, composed of the stages' own typed configs.
+
+Each stage section is the config its trainer already takes (PretrainConfig, SFTConfig, RLConfig,
+RejectionConfig, DistillConfig); the recipe fills in what links stages — output directories, which
+checkpoint a stage starts from, which dataset file it reads — so a YAML only says what differs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from r1lab.config import StrictModel
+from r1lab.train.distill import DistillConfig
+from r1lab.train.model_spec import ModelSpec
+from r1lab.train.pretrain import PretrainConfig
+from r1lab.train.rejection import RejectionConfig
+from r1lab.train.rl import RLConfig
+from r1lab.train.sft import SFTConfig
+
+
+class TaskSection(StrictModel):
+    """The verifiable task every stage trains and is evaluated on (train/test splits never overlap)."""
+
+    spec: str = Field("arith", description="task spec for r1lab.data.load_task")
+    template: str = Field("plain", description="prompt template: plain (tiny models), r1, chat")
+    seed: int = Field(0, description="problem-generation seed")
+
+
+class DataSection(StrictModel):
+    """The synthetic corpus (pretraining), cold-start traces (SFT) and tokenizer of the tiny models."""
+
+    corpus_size: int = Field(6000, ge=1, description="pretraining documents (problems x one styled solution)")
+    style_mix: dict[str, float] = Field(default_factory=lambda: {"direct": 0.4, "cot": 0.3, "reflect": 0.3})
+    direct_error_rate: float = Field(0.5, ge=0, le=1, description="wrong direct answers on hard problems")
+    slip_rate: float = Field(0.5, ge=0, le=1, description="reflect-style traces that slip and self-correct")
+    cold_start_size: int = Field(500, ge=1, description="cold-start chain-of-thought SFT records")
+    cold_start_mix: dict[str, float] = Field(default_factory=lambda: {"cot": 0.5, "reflect": 0.5})
+    rl_prompts: int = Field(2000, ge=1, description="training prompts for the RL stages")
+    vocab_size: int = Field(400, ge=300, description="BPE vocabulary of the tiny tokenizer")
+
+
+class EvalSection(StrictModel):
+    """R1 evaluation protocol on held-out problems (RL_REFERENCE §12)."""
+
+    size: int = Field(100, ge=1, description="held-out problems")
+    n: int = Field(8, ge=1, description="samples per problem (pass@1 = mean over them)")
+    k: int | None = Field(None, description="maj@k window (None: n)")
+    temperature: float = Field(0.6, gt=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_new_tokens: int = Field(96, ge=1)
+    examples: int = Field(2, ge=0, description="example completions per checkpoint in the report")
+
+
+class RecipeConfig(StrictModel):
+    """The DeepSeek-R1 recipe at small scale: base → R1-Zero; cold start → RL → rejection SFT → RL; distillation."""
+
+    name: str = Field("tiny", description="run name (default output directory runs/<name>)")
+    seed: int = Field(0, description="seed of every stage (each stage derives its generators from it)")
+    task: TaskSection = Field(default_factory=TaskSection)
+    data: DataSection = Field(default_factory=DataSection)
+    model: ModelSpec = Field(default_factory=ModelSpec, description="the main (V3 MLA+MoE+MTP) model")
+    student: ModelSpec = Field(default_factory=lambda: ModelSpec(
+        preset="tiny", overrides={"n_layers": 2, "n_dense_layers": 2, "mtp_depth": 0}),
+        description="the smaller dense student of the distillation comparison")
+    base: PretrainConfig = Field(default_factory=PretrainConfig)
+    r1_zero: RLConfig = Field(default_factory=RLConfig)
+    cold_start: SFTConfig = Field(default_factory=SFTConfig)
+    r1_rl: RLConfig = Field(default_factory=RLConfig)
+    rejection: RejectionConfig = Field(default_factory=RejectionConfig)
+    r1_sft: SFTConfig = Field(default_factory=SFTConfig)
+    r1: RLConfig = Field(default_factory=RLConfig)
+    distill_data: RejectionConfig = Field(default_factory=RejectionConfig)
+    student_base: PretrainConfig = Field(default_factory=PretrainConfig)
+    student_distill: DistillConfig = Field(default_factory=DistillConfig)
+    student_rl: RLConfig = Field(default_factory=RLConfig)
+    eval: EvalSection = Field(default_factory=EvalSection)
+    progress: bool = Field(True, description="progress bars in every stage")

@@ -1,0 +1,239 @@
+"""The R1 recipe's stages: each links its typed config to upstream artifacts and calls one trainer.
+
+Flow (DeepSeek-R1 §2, at tiny scale):
+  data → base (pretrain V3: MLA + MoE + MTP)
+       → r1_zero (RL directly on the base)
+       → cold_start (SFT on chain-of-thought) → r1_rl (reasoning RL) → rejection (sample + verify)
+         → r1_sft (SFT of the *base* on what was kept, as R1 does) → r1 (second RL stage)
+       → distill_data (verified traces of the final R1 model)
+         → student_base (pretrain a smaller dense student) → student_distill | student_rl
+  eval (every checkpoint, R1 protocol) → report
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel
+
+from r1lab.atomic import atomic_write_json, atomic_write_jsonl
+from r1lab.pipeline import Stage, StageContext
+from r1lab.recipe.config import RecipeConfig
+
+# Checkpoints evaluated at the end, in report order: (stage, label in the report).
+EVALUATED = [
+    ("base", "base (pretrained V3)"),
+    ("r1_zero", "R1-Zero (RL on base)"),
+    ("cold_start", "cold-start SFT"),
+    ("r1_rl", "reasoning RL"),
+    ("r1_sft", "rejection-sampling SFT"),
+    ("r1", "R1 (second RL)"),
+    ("student_base", "student base"),
+    ("student_distill", "student distilled from R1"),
+    ("student_rl", "student RL only"),
+]
+
+
+def linked(section: BaseModel, **dotted: Any) -> BaseModel:
+    """A validated copy of a stage config with fields replaced; `train__out_dir` means `train.out_dir`."""
+    data = section.model_dump(mode="json")
+    for key, value in dotted.items():
+        node = data
+        *parents, leaf = key.split("__")
+        for p in parents:
+            if not isinstance(node.get(p), dict):
+                node[p] = {}
+            node = node[p]
+        node[leaf] = value
+    return type(section).model_validate(data)
+
+
+def _train_links(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
+    return {"train__out_dir": str(ctx.stage_dir), "train__seed": cfg.seed, "train__resume": ctx.resume,
+            "train__progress": cfg.progress}
+
+
+def _ckpt(ctx: StageContext, stage: str) -> str:
+    return str(ctx.artifact(stage, "checkpoint"))
+
+
+def _task_links(cfg: RecipeConfig, size: int | None = None) -> dict[str, Any]:
+    links = {"data__task": cfg.task.spec, "data__split": "train", "data__seed": cfg.task.seed,
+             "data__template": cfg.task.template}
+    if size is not None:
+        links["data__size"] = size
+    return links
+
+
+def _trained(result: Any, ctx: StageContext) -> dict[str, Any]:
+    rel = Path(result.checkpoint).resolve().relative_to(ctx.run_dir.resolve())
+    last = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
+    return {"artifacts": {"checkpoint": str(rel)}, "summary": {"steps": result.step, "last_metrics": last}}
+
+
+# -- stages ----------------------------------------------------------------------------------------------------
+def data_stage(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
+    """Corpus (three solution styles), cold-start traces, held-out problems and the tiny BPE tokenizer."""
+    from r1lab.data import build_corpus, cold_start_records, load_task
+    from r1lab.data.hygiene import decontaminate
+    from r1lab.data.tokenizer import train_tokenizer
+
+    d, t = cfg.data, cfg.task
+    corpus = build_corpus(t.spec, d.corpus_size, t.seed, d.style_mix, split="train", template=t.template,
+                          direct_error_rate=d.direct_error_rate, slip_rate=d.slip_rate)
+    cold = cold_start_records(t.spec, d.cold_start_size, t.seed + 1, d.cold_start_mix, split="train",
+                              template=t.template, slip_rate=d.slip_rate)
+    held_out = load_task(t.spec, "test", cfg.eval.size, t.seed)
+    clean = decontaminate(corpus, held_out, key="prompt", eval_key="prompt")
+    cold_clean = decontaminate(cold, held_out, key="prompt", eval_key="prompt")
+    texts = [r["text"] for r in clean.records] + [r["prompt"] + r["completion"] for r in cold_clean.records]
+    tokenizer = train_tokenizer(texts, vocab_size=d.vocab_size)
+    tok_dir = ctx.stage_dir / "tokenizer"
+    tokenizer.save_pretrained(str(tok_dir))
+    atomic_write_jsonl(ctx.stage_dir / "corpus.jsonl", clean.records)
+    atomic_write_jsonl(ctx.stage_dir / "cold_start.jsonl", cold_clean.records)
+    atomic_write_jsonl(ctx.stage_dir / "held_out.jsonl", held_out)
+    styles: dict[str, int] = {}
+    for r in clean.records:
+        styles[r["style"]] = styles.get(r["style"], 0) + 1
+    name = ctx.stage_dir.name
+    return {"artifacts": {"corpus": f"{name}/corpus.jsonl", "cold_start": f"{name}/cold_start.jsonl",
+                          "held_out": f"{name}/held_out.jsonl", "tokenizer": f"{name}/tokenizer"},
+            "summary": {"corpus_docs": len(clean.records), "corpus_styles": styles,
+                        "cold_start_records": len(cold_clean.records), "held_out_problems": len(held_out),
+                        "removed_by_decontamination": len(corpus) - len(clean.records)
+                        + len(cold) - len(cold_clean.records), "vocab_size": len(tokenizer)}}
+
+
+def _pretrain(section_name: str, spec_name: str) -> Callable[[RecipeConfig, StageContext], dict[str, Any]]:
+    def run(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
+        from r1lab.train.pretrain import pretrain
+
+        spec = getattr(cfg, spec_name)
+        section = linked(getattr(cfg, section_name), **_train_links(cfg, ctx),
+                         data__path=str(ctx.artifact("data", "corpus")),
+                         data__tokenizer=str(ctx.artifact("data", "tokenizer")),
+                         model=spec.model_dump(mode="json"))
+        return _trained(pretrain(section), ctx)
+
+    return run
+
+
+def _sft(section_name: str, init_stage: str, data_stage: str, data_key: str):
+    def run(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
+        from r1lab.train.sft import sft
+
+        section = linked(getattr(cfg, section_name), **_train_links(cfg, ctx), model__init_from=_ckpt(ctx, init_stage),
+                         data__path=str(ctx.artifact(data_stage, data_key)), data__template=None)
+        return _trained(sft(section), ctx)
+
+    return run
+
+
+def _rl(section_name: str, init_stage: str):
+    def run(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
+        from r1lab.train.rl import rl
+
+        section = getattr(cfg, section_name)
+        section = linked(section, **_train_links(cfg, ctx), **_task_links(cfg),
+                         model__init_from=_ckpt(ctx, init_stage))
+        return _trained(rl(section), ctx)
+
+    return run
+
+
+def _rejection(section_name: str, init_stage: str):
+    def run(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
+        from r1lab.train.rejection import sample
+
+        out = ctx.stage_dir / "data.jsonl"
+        section = linked(getattr(cfg, section_name), checkpoint=_ckpt(ctx, init_stage), out=str(out),
+                         seed=cfg.seed, **_task_links(cfg),
+                         decontaminate=[{"path": str(ctx.artifact("data", "held_out"))}])
+        result = sample(section)
+        if not result.records:
+            from r1lab.errors import R1labError
+
+            raise R1labError(f"{section_name}: no sample passed verification ({result.counts}); "
+                             "train the upstream stage longer or raise n")
+        return {"artifacts": {"data": f"{ctx.stage_dir.name}/data.jsonl"}, "summary": {"counts": result.counts}}
+
+    return run
+
+
+def _distill(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
+    from r1lab.train.distill import distill
+
+    section = linked(cfg.student_distill, **_train_links(cfg, ctx), model__init_from=_ckpt(ctx, "student_base"),
+                     data__path=str(ctx.artifact("distill_data", "data")), data__template=None)
+    return _trained(distill(section), ctx)
+
+
+def eval_stage(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
+    """Every checkpoint on the same held-out problems with the R1 protocol; results.json feeds the report."""
+    from r1lab.eval import evaluate
+
+    e, rows, examples = cfg.eval, [], {}
+    settings: dict[str, Any] = {}
+    for stage, label in EVALUATED:
+        if stage not in ctx.results:
+            continue
+        res = evaluate(_ckpt(ctx, stage), cfg.task.spec, n=e.n, k=e.k, temperature=e.temperature, top_p=e.top_p,
+                       max_new_tokens=e.max_new_tokens, template=cfg.task.template, split="test", size=e.size,
+                       seed=cfg.task.seed, out_dir=ctx.stage_dir / stage, name=label)
+        settings = res["settings"]
+        rows.append({"name": label, "stage": stage, **res["overall"]})
+        examples[label] = [{"prompt": x.get("prompt", ""), "completion": x.get("completion", ""),
+                            "correct": bool(x.get("correct"))} for x in res.get("examples", [])[: e.examples]]
+    atomic_write_json(ctx.stage_dir / "results.json", {"settings": settings, "checkpoints": rows})
+    atomic_write_json(ctx.stage_dir / "examples.json", examples)
+    by_stage = {r["stage"]: r for r in rows}
+    return {"artifacts": {"results": f"{ctx.stage_dir.name}/results.json"},
+            "summary": headline(by_stage)}
+
+
+def headline(by_stage: dict[str, dict]) -> dict[str, Any]:
+    """The R1 findings in numbers, each computed from two evaluated checkpoints (None when one is missing)."""
+
+    def diff(a: str, b: str, key: str = "pass@1", scale: float = 100.0) -> float | None:
+        if a in by_stage and b in by_stage and by_stage[a].get(key) is not None and by_stage[b].get(key) is not None:
+            return round(scale * (by_stage[a][key] - by_stage[b][key]), 2)
+        return None
+
+    def get(stage: str, key: str) -> Any:
+        return by_stage.get(stage, {}).get(key)
+
+    return {
+        "rl_gain_points": diff("r1_rl", "cold_start"),
+        "r1_zero_gain_points": diff("r1_zero", "base"),
+        "second_rl_gain_points": diff("r1", "r1_sft"),
+        "distill_minus_rl_points": diff("student_distill", "student_rl"),
+        "mean_length_before_rl": get("cold_start", "mean_length"),
+        "mean_length_after_rl": get("r1_rl", "mean_length"),
+        "r1_zero_mean_length_before": get("base", "mean_length"),
+        "r1_zero_mean_length_after": get("r1_zero", "mean_length"),
+    }
+
+
+def stages(cfg: RecipeConfig) -> list[Stage]:
+    def bind(fn):
+        return lambda ctx: fn(cfg, ctx)
+
+    return [
+        Stage("data", bind(data_stage), title="synthetic corpus, cold-start traces, held-out set, tokenizer"),
+        Stage("base", bind(_pretrain("base", "model")), ("data",), "pretrain the V3 base (MLA + MoE + MTP)"),
+        Stage("r1_zero", bind(_rl("r1_zero", "base")), ("base",), "R1-Zero: RL directly on the base"),
+        Stage("cold_start", bind(_sft("cold_start", "base", "data", "cold_start")), ("base",),
+              "cold-start SFT on chain-of-thought"),
+        Stage("r1_rl", bind(_rl("r1_rl", "cold_start")), ("cold_start",), "reasoning RL (accuracy + format + language)"),
+        Stage("rejection", bind(_rejection("rejection", "r1_rl")), ("r1_rl",), "rejection sampling from the RL model"),
+        Stage("r1_sft", bind(_sft("r1_sft", "base", "rejection", "data")), ("rejection",),
+              "SFT of the base on the kept samples"),
+        Stage("r1", bind(_rl("r1", "r1_sft")), ("r1_sft",), "second RL stage → R1"),
+        Stage("distill_data", bind(_rejection("distill_data", "r1")), ("r1",), "verified R1 traces for distillation"),
+        Stage("student_base", bind(_pretrain("student_base", "student")), ("data",), "pretrain the dense student"),
+        Stage("student_distill", bind(_distill), ("student_base", "distill_data"), "distil R1 into the student"),
+        Stage("student_rl", bind(_rl("student_rl", "student_base")), ("student_base",), "the same student by RL alone"),
+        Stage("eval", bind(eval_stage), ("r1", "student_distill", "student_rl"), "evaluate every checkpoint"),
+    ]
