@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,17 +23,18 @@ class HFGenericRunner:
     def __init__(self, model: Any):
         self.model = model
         self.vocab_size = model.get_output_embeddings().weight.shape[0]
+        # transformers renamed `past_key_values` to `cache` (5.2x); the cache object is updated in place either way.
+        params = inspect.signature(model.forward).parameters
+        self.cache_kwarg = "cache" if "cache" in params else "past_key_values"
 
     def refresh(self) -> None:
         """The model's own forward always sees its current weights."""
 
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor, cache: Any) -> tuple[Any, torch.Tensor]:
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1] :]
-        out = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-            use_cache=True, logits_to_keep=1,
-        )
-        return out.past_key_values, out.logits[:, -1].float()
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                         logits_to_keep=1, **{self.cache_kwarg: cache})
+        return cache, out.logits[:, -1].float()
 
     def prefill(self, prompts: list[list[int]], max_len: int) -> tuple[HFState, torch.Tensor]:
         from transformers import DynamicCache

@@ -1,0 +1,114 @@
+"""HF backend: the lean Llama runner reproduces the HF forward; the decode loop's outputs are the model's."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from r1lab.engine import SamplingParams, make_sampler
+from r1lab.engine.hf_generic import HFGenericRunner
+from r1lab.engine.hf_llama import LlamaRunner
+
+from engine_fixtures import greedy_by_full_forwards, teacher_forced_logprobs, tiny_llama, single_thread  # noqa: F401  (autouse)
+
+PROMPTS = [[3, 4, 5, 6, 7, 8, 9], [10, 11], [12, 13, 14, 15]]
+
+
+@pytest.fixture(scope="module")
+def llama():
+    return tiny_llama()
+
+
+def sampler_for(model, runner_kind):
+    return make_sampler(model, None, backend="auto" if runner_kind == "lean" else "hf")
+
+
+@pytest.mark.parametrize("model_type", ["llama", "qwen2"])
+def test_lean_runner_logits_equal_hf_forward(model_type):
+    model = tiny_llama(model_type=model_type)
+    runner = LlamaRunner(model)
+    with torch.inference_mode():
+        state, logits = runner.prefill(PROMPTS, 16)
+        for i, p in enumerate(PROMPTS):
+            torch.testing.assert_close(logits[i], model(torch.tensor([p])).logits[0, -1], atol=1e-5, rtol=1e-5)
+        nxt = torch.tensor([20, 21, 22])
+        logits = runner.decode(state, nxt)
+        logits2 = runner.decode(runner.select(state, torch.tensor([0, 2])), nxt[[0, 2]])
+        for i, p in enumerate(PROMPTS):
+            ref = model(torch.tensor([p + [20 + i]])).logits[0, -1]
+            torch.testing.assert_close(logits[i], ref, atol=1e-5, rtol=1e-5)
+        for row, i in enumerate([0, 2]):
+            ref = model(torch.tensor([PROMPTS[i] + [20 + i, 20 + i]])).logits[0, -1]
+            torch.testing.assert_close(logits2[row], ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("runner_kind", ["lean", "generic"])
+def test_greedy_equals_stepwise_argmax_of_full_forwards(llama, runner_kind):
+    sampler = sampler_for(llama, runner_kind)
+    assert isinstance(sampler.runner, LlamaRunner if runner_kind == "lean" else HFGenericRunner)
+    out = sampler.generate(PROMPTS, SamplingParams(temperature=0, max_new_tokens=10))
+    for prompt, (completion,) in zip(PROMPTS, out):
+        assert completion.token_ids == greedy_by_full_forwards(llama, prompt, 10)
+        assert completion.finish_reason == "length" and completion.prompt_token_ids == prompt
+
+
+@pytest.mark.parametrize("runner_kind", ["lean", "generic"])
+@pytest.mark.parametrize("params", [SamplingParams(n=3, temperature=0.7, max_new_tokens=12),
+                                    SamplingParams(n=2, temperature=1.3, top_p=0.9, top_k=12, max_new_tokens=12)])
+def test_logprobs_equal_teacher_forced_forward(llama, runner_kind, params):
+    out = sampler_for(llama, runner_kind).generate(PROMPTS, params)
+    for prompt, group in zip(PROMPTS, out):
+        assert len(group) == params.n
+        for c in group:
+            ref = teacher_forced_logprobs(llama, prompt, c.token_ids, params.temperature)
+            assert torch.allclose(torch.tensor(c.logprobs), ref, atol=1e-4, rtol=0)
+            if params.truncates:
+                assert all(p >= m - 1e-6 for p, m in zip(c.policy_logprobs, c.logprobs))
+            else:
+                assert c.policy_logprobs == c.logprobs
+
+
+def test_mixed_length_batch_equals_each_prompt_alone(llama):
+    sampler = make_sampler(llama, None)
+    params = SamplingParams(temperature=0, max_new_tokens=8)
+    together = sampler.generate(PROMPTS, params)
+    for prompt, (completion,) in zip(PROMPTS, together):
+        assert sampler.generate([prompt], params)[0][0].token_ids == completion.token_ids
+
+
+def test_seeded_sampling_is_deterministic_and_independent_of_batching(llama):
+    params = SamplingParams(n=4, temperature=1.0, max_new_tokens=8, seed=3)
+    a = make_sampler(llama, None).generate(PROMPTS, params)
+    b = make_sampler(llama, None, max_batch_rows=4).generate(PROMPTS, params)  # one prompt per chunk
+    c = make_sampler(llama, None).generate(PROMPTS, SamplingParams(n=4, temperature=1.0, max_new_tokens=8, seed=4))
+    ids = lambda out: [[x.token_ids for x in group] for group in out]  # noqa: E731
+    assert ids(a) == ids(b)
+    assert ids(a) != ids(c)
+    assert len({tuple(x) for x in ids(a)[0]}) > 1  # the n samples of one prompt differ
+
+
+def test_finished_rows_leave_the_batch(llama):
+    sampler = make_sampler(llama, None)
+    probe = sampler.generate(PROMPTS, SamplingParams(temperature=0, max_new_tokens=6))
+    stop_id = probe[1][0].token_ids[1]  # row 1 stops after its 2nd token
+    batch_sizes = []
+    decode = sampler.runner.decode
+    sampler.runner.decode = lambda state, tokens: (batch_sizes.append(len(tokens)), decode(state, tokens))[1]
+    out = sampler.generate(PROMPTS, SamplingParams(temperature=0, max_new_tokens=6, stop_token_ids=[stop_id]))
+    sampler.runner.decode = decode
+    stopped = [i for i, (c,) in enumerate(out) if c.finish_reason == "stop"]
+    assert 1 in stopped
+    assert batch_sizes[0] == 3 and batch_sizes[-1] == 3 - len(stopped)
+
+
+def test_weight_updates_are_picked_up_and_training_mode_restored():
+    model = tiny_llama()
+    sampler = make_sampler(model, None)
+    params = SamplingParams(temperature=0, max_new_tokens=6)
+    before = sampler.generate(PROMPTS[:1], params)[0][0].token_ids
+    with torch.no_grad():
+        model.lm_head.weight.mul_(-1)  # in place, as an optimizer step would
+    model.train()
+    after = sampler.generate(PROMPTS[:1], params)[0][0].token_ids
+    assert model.training
+    assert after == greedy_by_full_forwards(model.eval(), PROMPTS[0], 6) and after != before

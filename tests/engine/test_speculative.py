@@ -1,0 +1,102 @@
+"""MTP speculative decoding: greedy output identical to plain greedy; sampled tokens follow the plain
+sampling distribution (checked against exact marginals by enumeration); a trained MTP gets accepted."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from r1lab.engine import SamplingParams, make_sampler
+from r1lab.engine.sampling import model_logprobs, policy_logprobs
+
+from engine_fixtures import tiny_r1lab, single_thread  # noqa: F401  (autouse)
+
+PROMPTS = [[3, 4, 5, 6, 7], [8, 9], [10, 11, 12, 13]]
+
+
+def plain_and_speculative(model, prompts, **kw):
+    sampler = make_sampler(model, None)
+    plain = sampler.generate(prompts, SamplingParams(speculative=False, **kw))
+    spec = sampler.generate(prompts, SamplingParams(speculative=True, **kw))
+    return plain, spec, sampler.last_acceptance
+
+
+def test_greedy_speculative_equals_plain_greedy_with_an_untrained_drafter():
+    plain, spec, acceptance = plain_and_speculative(tiny_r1lab(), PROMPTS, temperature=0, max_new_tokens=12)
+    assert [g[0].token_ids for g in spec] == [g[0].token_ids for g in plain]
+    for a, b in zip(plain, spec):
+        assert torch.allclose(torch.tensor(a[0].logprobs), torch.tensor(b[0].logprobs), atol=1e-4)
+    assert acceptance is not None and 0 <= acceptance <= 1
+
+
+def exact_marginals(model, prompt, params, steps):
+    """Exact per-position token marginals of plain sampling, by enumerating every prefix (tiny vocab)."""
+    V = model.config.vocab_size
+    marginals = []
+    prefix_probs = {(): 1.0}
+    for _ in range(steps):
+        m = torch.zeros(V, dtype=torch.float64)
+        nxt = {}
+        for prefix, w in prefix_probs.items():
+            with torch.no_grad():
+                logits = model(torch.tensor([prompt + list(prefix)])).logits[0, -1:]
+            p = policy_logprobs(model_logprobs(logits, params.temperature), params).exp()[0].double()
+            m += w * p
+            for t in p.nonzero().squeeze(-1).tolist():
+                nxt[prefix + (t,)] = w * float(p[t])
+        marginals.append(m)
+        prefix_probs = nxt
+    return marginals
+
+
+@pytest.mark.parametrize("params", [SamplingParams(temperature=1.0), SamplingParams(temperature=0.8, top_k=4)])
+def test_speculative_sampling_has_the_plain_sampling_distribution(params):
+    model = tiny_r1lab(vocab_size=6, seed=1, init_std=0.1)
+    prompt, steps, n = [1, 2, 3], 3, 3000
+    params.n, params.max_new_tokens, params.speculative, params.seed = n, steps, True, 5
+    sampler = make_sampler(model, None, max_batch_rows=n)
+    out = sampler.generate([prompt], params)[0]
+    assert 0.05 < sampler.last_acceptance < 0.95  # both the accept and the residual path are exercised
+    exact = exact_marginals(model, prompt, params, steps)
+    for i in range(steps):
+        counts = torch.bincount(torch.tensor([c.token_ids[i] for c in out]), minlength=6).double()
+        tolerance = 4.5 * (exact[i] * (1 - exact[i]) / n).sqrt() + 1e-3  # ~4.5 sigma per cell
+        assert ((counts / n - exact[i]).abs() <= tolerance).all(), (i, counts / n, exact[i])
+
+
+def train_periodic(model, period=(3, 7, 4, 9, 5), steps=40, length=16, seed=0):
+    """Fit main model and MTP module to a periodic token stream (acceptance should approach 1)."""
+    g = torch.Generator().manual_seed(seed)
+    pattern = torch.tensor(period)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(steps):
+        phase = torch.randint(0, len(period), (8, 1), generator=g)
+        ids = pattern[(phase + torch.arange(length)) % len(period)]
+        loss = model(ids, labels=ids).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+def test_trained_drafter_is_accepted_and_output_unchanged():
+    model = train_periodic(tiny_r1lab(vocab_size=16))
+    prompts = [[3, 7, 4], [9, 5, 3, 7, 4, 9], [4, 9]]
+    plain, spec, acceptance = plain_and_speculative(model, prompts, temperature=0, max_new_tokens=16)
+    assert [g[0].token_ids for g in spec] == [g[0].token_ids for g in plain]
+    assert acceptance > 0.9
+    _, _, sampled_acceptance = plain_and_speculative(model, prompts, temperature=1.0, max_new_tokens=16, n=4)
+    assert sampled_acceptance > 0.8
+
+
+def test_speculative_respects_stop_tokens_and_length_limits():
+    model = tiny_r1lab()
+    plain, spec, _ = plain_and_speculative(model, PROMPTS, temperature=0, max_new_tokens=7)
+    stop_id = plain[0][0].token_ids[3]
+    plain2, spec2, _ = plain_and_speculative(model, PROMPTS, temperature=0, max_new_tokens=7, stop_token_ids=[stop_id])
+    for a, b in itertools.chain(zip(plain, spec), zip(plain2, spec2)):
+        assert a[0].token_ids == b[0].token_ids and a[0].finish_reason == b[0].finish_reason
+        assert len(b[0].token_ids) <= 7 and len(b[0].logprobs) == len(b[0].token_ids)
