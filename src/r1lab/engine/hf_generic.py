@@ -45,7 +45,8 @@ class HFGenericRunner:
         for i, p in enumerate(prompts):
             ids[i, S - len(p) :] = torch.tensor(p, dtype=torch.long)
             mask[i, S - len(p) :] = 1
-        cache, logits = self._forward(ids, mask, DynamicCache(config=self.model.config))
+        device = self.model.get_output_embeddings().weight.device
+        cache, logits = self._forward(ids.to(device), mask.to(device), DynamicCache(config=self.model.config))
         return HFState(cache, mask), logits
 
     def repeat(self, state: HFState, n: int) -> HFState:
@@ -55,11 +56,13 @@ class HFGenericRunner:
         return state
 
     def select(self, state: HFState, rows: torch.Tensor) -> HFState:
+        rows = rows.to(state.attention_mask.device)
         state.cache.batch_select_indices(rows)
         state.attention_mask = state.attention_mask[rows]
         return state
 
     def decode(self, state: HFState, tokens: torch.Tensor) -> torch.Tensor:
         state.attention_mask = torch.cat([state.attention_mask, torch.ones_like(state.attention_mask[:, :1])], dim=1)
-        state.cache, logits = self._forward(tokens[:, None], state.attention_mask, state.cache)
+        state.cache, logits = self._forward(tokens[:, None].to(state.attention_mask.device), state.attention_mask,
+                                            state.cache)
         return logits

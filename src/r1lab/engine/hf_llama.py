@@ -90,6 +90,7 @@ class LlamaRunner:
             body = self.model.model
             self.dtype = body.embed_tokens.weight.dtype
             self.embed = body.embed_tokens.weight.detach()
+            self.device = self.embed.device
             self.layers = [self._pack_layer(layer) for layer in body.layers]
             self.final_norm = body.norm.weight.detach()
             self.head = PackedLinear(self.model.get_output_embeddings().weight)
@@ -143,8 +144,9 @@ class LlamaRunner:
 
     # -- runner interface ----------------------------------------------------------------------------
     def new_state(self, batch_size: int, max_len: int, pad: torch.Tensor) -> LlamaState:
-        kv = torch.empty(len(self.layers), 2, batch_size, self.n_kv, max_len, self.head_dim, dtype=self.dtype)
-        return LlamaState(kv=kv, pad=pad, length=0)
+        kv = torch.empty(len(self.layers), 2, batch_size, self.n_kv, max_len, self.head_dim, dtype=self.dtype,
+                         device=self.device)
+        return LlamaState(kv=kv, pad=pad.to(self.device), length=0)
 
     def prefill(self, prompts: list[list[int]], max_len: int) -> tuple[LlamaState, torch.Tensor]:
         """Left-padded batched prompt pass.  -> state, logits of each prompt's last token [P, V]"""
@@ -154,12 +156,13 @@ class LlamaRunner:
         ids = torch.zeros(len(prompts), S, dtype=torch.long)
         for i, p in enumerate(prompts):
             ids[i, S - len(p) :] = torch.tensor(p, dtype=torch.long)
-        slots = torch.arange(S)
+        ids, pad = ids.to(self.device), pad.to(self.device)
+        slots = torch.arange(S, device=self.device)
         positions = (slots[None, :] - pad[:, None]).clamp(min=0)  # [P, S]
         valid_key = slots[None, :] >= pad[:, None]  # [P, S]
         causal = slots[:, None] >= slots[None, :]  # [S, S]
         # Padding queries see themselves only, so no row is fully masked (which would give NaNs).
-        mask = (causal[None] & valid_key[:, None, :]) | torch.eye(S, dtype=torch.bool)[None]  # [P, S, S]
+        mask = (causal[None] & valid_key[:, None, :]) | torch.eye(S, dtype=torch.bool, device=self.device)[None]  # [P, S, S]
         mask = mask[:, None]  # [P, 1, S, S]
         state = self.new_state(len(prompts), max_len, pad)
         cos, sin = self._rope(positions)  # [P, S, hd]
@@ -185,7 +188,8 @@ class LlamaRunner:
 
     def select(self, state: LlamaState, rows: torch.Tensor) -> LlamaState:
         """Keep only `rows`; copies just the written part of the cache."""
-        kv = torch.empty(*state.kv.shape[:2], len(rows), *state.kv.shape[3:], dtype=state.kv.dtype)
+        rows = rows.to(self.device)
+        kv = torch.empty(*state.kv.shape[:2], len(rows), *state.kv.shape[3:], dtype=state.kv.dtype, device=self.device)
         kv[..., : state.length, :] = state.kv[:, :, rows, :, : state.length]
         return LlamaState(kv, state.pad[rows], state.length)
 
@@ -197,8 +201,9 @@ class LlamaRunner:
         H, KVH, hd = self.n_heads, self.n_kv, self.head_dim
         cos, sin = self._rope(t - state.pad)  # [B, hd]
         cos, sin = cos[:, None], sin[:, None]
-        invalid = torch.arange(t + 1)[None, :] < state.pad[:, None]  # [B, t+1] left padding
-        bias = torch.zeros(B, 1, 1, t + 1, dtype=self.dtype).masked_fill_(invalid[:, None, None], float("-inf"))
+        tokens = tokens.to(self.device)
+        invalid = torch.arange(t + 1, device=self.device)[None, :] < state.pad[:, None]  # [B, t+1] left padding
+        bias = torch.zeros(B, 1, 1, t + 1, dtype=self.dtype, device=self.device).masked_fill_(invalid[:, None, None], float("-inf"))
         scale = hd**-0.5
         h = self.embed[tokens]  # [B, D]
         for i, layer in enumerate(self.layers):

@@ -82,15 +82,17 @@ def run_chunk(runner: Any, prompts: list[list[int]], prompt_indices: list[int], 
     logits = logits.repeat_interleave(n, dim=0)
     alive = torch.arange(len(keys))  # global row of each batch row
     while True:
-        tokens, lp, plp = sample_tokens(logits, params, uniforms[alive, buffers.lengths[alive]])
-        buffers.append(alive, tokens, lp, plp)
+        u = uniforms[alive, buffers.lengths[alive]].to(logits.device)
+        tokens, lp, plp = sample_tokens(logits, params, u)
+        host_tokens = tokens.cpu()
+        buffers.append(alive, host_tokens, lp.cpu(), plp.cpu())
         if on_tokens is not None:
-            on_tokens([prompt_indices[r // n] * n + r % n for r in alive.tolist()], tokens.tolist())
-        done = finished_rows(stop, buffers, alive, tokens, params)
+            on_tokens([prompt_indices[r // n] * n + r % n for r in alive.tolist()], host_tokens.tolist())
+        done = finished_rows(stop, buffers, alive, host_tokens, params)
         if done.all():
             break
         if done.any():
             keep = (~done).nonzero().squeeze(-1)
-            state, alive, tokens = runner.select(state, keep), alive[keep], tokens[keep]
+            state, alive, tokens = runner.select(state, keep), alive[keep], tokens[keep.to(tokens.device)]
         logits = runner.decode(state, tokens)
     return [[buffers.completion(i * n + j, prompts[i], stop) for j in range(n)] for i in range(len(prompts))]

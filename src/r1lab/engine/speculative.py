@@ -50,7 +50,8 @@ def verify(logits: torch.Tensor, drafts: torch.Tensor, q: torch.Tensor | None, p
     if params.greedy:
         target = model_lp.argmax(-1)
         accepted = target == drafts
-        return accepted, target, model_lp.gather(-1, target[:, None]).squeeze(-1), torch.zeros(len(drafts))
+        lp = model_lp.gather(-1, target[:, None]).squeeze(-1)
+        return accepted, target, lp, torch.zeros_like(lp)
     policy_lp = policy_logprobs(model_lp, params)
     p = policy_lp.exp()
     p_d = p.gather(-1, drafts[:, None]).squeeze(-1)
@@ -101,7 +102,7 @@ def run_chunk_speculative(runner: Any, prompts: list[list[int]], prompt_indices:
     row_range = torch.arange(len(keys), device=ids.device)
 
     # First token from the prompt pass, as in plain decoding.
-    x, lp, plp = sample_tokens(rep(pre.logits), params, uniforms[:, 0, RESAMPLE])
+    x, lp, plp = sample_tokens(rep(pre.logits), params, uniforms[:, 0, RESAMPLE].to(ids.device))
     done = emit(alive, x, lp, plp)
     # MTP pass over the prompt: slot i gets (h_i, token_{i+1}); the last slot's token is the one just sampled.
     next_ids = torch.cat([ids[:, 1:], ids[:, :1]], dim=1)
@@ -120,7 +121,7 @@ def run_chunk_speculative(runner: Any, prompts: list[list[int]], prompt_indices:
         B = rows.alive.shape[0]
         at = buffers.lengths[rows.alive]  # completion index of the drafted token
         u = uniforms[rows.alive]
-        u_at = u[torch.arange(B), at]  # [B, 3]
+        u_at = u[torch.arange(B), at].to(ids.device)  # [B, 3]
         d, q = draft_tokens(rows.q_logits, params, u_at[:, DRAFT])
         pos2 = torch.stack([rows.pos, rows.pos + 1], dim=1)
         out = model(torch.stack([rows.x, d], dim=1), positions=pos2, cache=cache, return_hidden=True)
@@ -132,7 +133,7 @@ def run_chunk_speculative(runner: Any, prompts: list[list[int]], prompt_indices:
         bonus_rows = (accepted.cpu() & ~done).nonzero().squeeze(-1)
         bonus = tok1.clone()
         if len(bonus_rows):
-            u_next = u[bonus_rows, at[bonus_rows] + 1, RESAMPLE]
+            u_next = u[bonus_rows, at[bonus_rows] + 1, RESAMPLE].to(ids.device)
             b, lpb, plpb = sample_tokens(out.logits[bonus_rows.to(d.device), 1], params, u_next)
             bonus[bonus_rows.to(d.device)] = b
             done[bonus_rows] |= emit(rows.alive[bonus_rows], b, lpb, plpb)
