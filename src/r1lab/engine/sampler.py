@@ -17,13 +17,18 @@ class Sampler:
     """Batched sampling with r1lab's decode loop over a backend runner.
 
     `max_batch_rows` bounds the rows (prompts x n) decoded together; larger requests run in chunks.
+    `threads` sets torch's intra-op threads while sampling (None: leave as is). Decoding issues hundreds of
+    small parallel regions per token; on a CPU shared with other busy processes every region waits for all
+    its threads to be scheduled, and one thread can then be many times faster than two.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, runner: Any, *, max_batch_rows: int = 64):
+    def __init__(self, model: Any, tokenizer: Any, runner: Any, *, max_batch_rows: int = 64,
+                 threads: int | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.runner = runner
         self.max_batch_rows = max_batch_rows
+        self.threads = threads
         self.eos_ids = eos_token_ids(model, tokenizer)
 
     @property
@@ -56,7 +61,7 @@ class Sampler:
         self.runner.refresh()
         per_chunk = max(1, self.max_batch_rows // params.n)
         out: list[list[Completion]] = []
-        with eval_mode(self.model):
+        with eval_mode(self.model), torch_threads(self.threads):
             for start in range(0, len(ids), per_chunk):
                 chunk = ids[start : start + per_chunk]
                 out += run(self.runner, chunk, list(range(start, start + len(chunk))), params, stop, on_tokens)
@@ -65,6 +70,21 @@ class Sampler:
     def _chunk_fn(self, params: SamplingParams):
         """The decode loop for these params (subclasses add speculative decoding)."""
         return run_chunk
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
@@ -88,11 +108,13 @@ def is_r1lab_model(model: Any) -> bool:
     return isinstance(model, Transformer)
 
 
-def make_sampler(model: Any, tokenizer: Any = None, *, backend: str = "auto", max_batch_rows: int = 64) -> Any:
+def make_sampler(model: Any, tokenizer: Any = None, *, backend: str = "auto", max_batch_rows: int = 64,
+                 threads: int | None = None) -> Any:
     """A sampler for an r1lab Transformer or an HF causal LM.
 
     backend: "auto" (r1lab runner for r1lab models, the lean Llama runner for Llama-family HF models,
     else the HF-forward runner), "hf" (force the HF-forward runner), "vllm" (GPU; HF models).
+    threads: torch intra-op threads while sampling (see `Sampler`).
     """
     if backend == "vllm":
         from r1lab.engine.vllm_backend import VLLMSampler
@@ -103,9 +125,9 @@ def make_sampler(model: Any, tokenizer: Any = None, *, backend: str = "auto", ma
     if is_r1lab_model(model):
         from r1lab.engine.r1lab_backend import R1labRunner, R1labSampler
 
-        return R1labSampler(model, tokenizer, R1labRunner(model), max_batch_rows=max_batch_rows)
+        return R1labSampler(model, tokenizer, R1labRunner(model), max_batch_rows=max_batch_rows, threads=threads)
     from r1lab.engine import hf_llama
     from r1lab.engine.hf_generic import HFGenericRunner
 
     runner = hf_llama.LlamaRunner(model) if backend == "auto" and hf_llama.supports(model) else HFGenericRunner(model)
-    return Sampler(model, tokenizer, runner, max_batch_rows=max_batch_rows)
+    return Sampler(model, tokenizer, runner, max_batch_rows=max_batch_rows, threads=threads)
