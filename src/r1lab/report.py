@@ -189,7 +189,9 @@ HEADER = ["checkpoint", "pass@1 (%)", "95% CI", "maj@k (%)", "mean length (token
 
 def _settings_line(results: dict) -> str:
     s = results.get("settings", {})
-    return ", ".join(f"{k}={v}" for k, v in s.items()) if s else "no evaluation settings recorded"
+    if not s:
+        return "no evaluation settings recorded"
+    return ", ".join(f"{k}={v!r}" if isinstance(v, str) and v != v.strip() else f"{k}={v}" for k, v in s.items())
 
 
 def _markdown(run_dir, results, plots, examples, stages) -> str:
