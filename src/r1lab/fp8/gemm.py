@@ -20,13 +20,14 @@ import warnings
 
 import torch
 
-from r1lab.fp8.quant import FP8_DTYPE, _ceil_div, quantize_blocks, quantize_tiles
+from r1lab.fp8.quant import FP8_DTYPE, ceil_div, quantize_blocks, quantize_tiles
+
 
 def _row_scales(s: torch.Tensor, rows: int, block: int) -> torch.Tensor:
     """Scale per row: [rows, kb] as given, or expand a block grid [ceil(rows/b), kb] to [rows, kb]."""
     if s.shape[0] == rows:
         return s
-    if s.shape[0] == _ceil_div(rows, block):
+    if s.shape[0] == ceil_div(rows, block):
         return s.repeat_interleave(block, dim=0)[:rows]
     raise ValueError(f"scale with {s.shape[0]} rows fits neither {rows} rows nor their {block}-row blocks")
 

@@ -23,7 +23,7 @@ AMAX_FLOOR = 1e-4  # keeps all-zero blocks from producing a zero (then inf/NaN) 
 DEFAULT_BLOCK = 128
 
 
-def _ceil_div(a: int, b: int) -> int:
+def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
@@ -52,7 +52,7 @@ def quantize_tiles(x: torch.Tensor, block: int = DEFAULT_BLOCK, pow2: bool = Fal
     x[..., K] (any float dtype) -> (q[..., K] float8_e4m3fn, s[..., ceil(K/block)] fp32).
     """
     k = x.shape[-1]
-    kb = _ceil_div(k, block)
+    kb = ceil_div(k, block)
     xf = x.float()
     if kb * block != k:
         xf = F.pad(xf, (0, kb * block - k))  # [..., kb*block]
@@ -71,7 +71,7 @@ def quantize_column_tiles(
     transposed, without materialising the transpose.
     """
     m, k = x.shape
-    mb = _ceil_div(m, block)
+    mb = ceil_div(m, block)
     xf = x.float()
     if mb * block != m:
         xf = F.pad(xf, (0, 0, 0, mb * block - m))  # [mb*block, K]
@@ -95,7 +95,7 @@ def quantize_blocks(w: torch.Tensor, block: int = DEFAULT_BLOCK, pow2: bool = Fa
     if w.dim() != 2:
         raise ValueError(f"quantize_blocks expects a 2-D weight, got shape {tuple(w.shape)}")
     n, k = w.shape
-    nb, kb = _ceil_div(n, block), _ceil_div(k, block)
+    nb, kb = ceil_div(n, block), ceil_div(k, block)
     wf = F.pad(w.float(), (0, kb * block - k, 0, nb * block - n))  # [nb*block, kb*block]
     blocks = wf.view(nb, block, kb, block)
     s = scale_from_amax(blocks.abs().amax(dim=(1, 3)), pow2)  # [nb, kb]
@@ -121,6 +121,6 @@ def infer_block_size(weight_shape: tuple[int, int], scale_shape: tuple[int, int]
     """
     n, k = weight_shape
     for b in (128, 256, 64, 32, 16, 512, 8, 4, 2, 1):
-        if (_ceil_div(n, b), _ceil_div(k, b)) == tuple(scale_shape):
+        if (ceil_div(n, b), ceil_div(k, b)) == tuple(scale_shape):
             return b
     raise ValueError(f"no block size maps weight {tuple(weight_shape)} onto scale grid {tuple(scale_shape)}")
