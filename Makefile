@@ -20,7 +20,9 @@ run: $(STAMP)
 	$(BIN)/r1lab run
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	# one torch thread per process: tests start subprocesses (sandbox, torchrun ranks), and oversubscribed
+	# OpenMP threads spin-wait for seconds on a 2-core machine
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
