@@ -68,6 +68,18 @@ def _stage_order(run_dir: Path):
     return lambda p: (order.get(p.name, 1_000), p.name)
 
 
+def _save(fig, path: Path) -> bool:
+    """Write a figure atomically (temp file + rename) and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return True
+
+
 def _plot(path: Path, title: str, panels: list[tuple[str, dict[str, tuple[list[float], list[float]]]]]) -> bool:
     panels = [(y, c) for y, c in panels if c]
     if not panels:
@@ -86,12 +98,7 @@ def _plot(path: Path, title: str, panels: list[tuple[str, dict[str, tuple[list[f
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return True
+    return _save(fig, path)
 
 
 def _collect(stages: dict[str, list[dict]], name: str) -> dict[str, tuple[list[float], list[float]]]:
@@ -125,12 +132,7 @@ def _expert_load_plot(run_dir: Path, path: Path) -> bool:
     ax.set_xlabel("routed expert")
     ax.set_title("MoE expert load (share of routed tokens)")
     fig.colorbar(im, ax=ax)
-    fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return True
+    return _save(fig, path)
 
 
 def _fmt(x: Any, pct: bool = True) -> str:
