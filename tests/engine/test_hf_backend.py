@@ -112,3 +112,13 @@ def test_weight_updates_are_picked_up_and_training_mode_restored():
     after = sampler.generate(PROMPTS[:1], params)[0][0].token_ids
     assert model.training
     assert after == greedy_by_full_forwards(model.eval(), PROMPTS[0], 6) and after != before
+
+
+def test_bf16_compute_stays_close_to_the_fp32_forward(llama):
+    runner = LlamaRunner(llama, compute_dtype=torch.bfloat16)
+    with torch.inference_mode():
+        _, logits = runner.prefill(PROMPTS, 8)
+        for i, p in enumerate(PROMPTS):
+            ref = llama(torch.tensor([p])).logits[0, -1]
+            assert logits.dtype == torch.bfloat16
+            assert (torch.softmax(logits[i].float(), -1) - torch.softmax(ref, -1)).abs().max() < 0.05

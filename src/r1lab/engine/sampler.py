@@ -109,12 +109,14 @@ def is_r1lab_model(model: Any) -> bool:
 
 
 def make_sampler(model: Any, tokenizer: Any = None, *, backend: str = "auto", max_batch_rows: int = 64,
-                 threads: int | None = None) -> Any:
+                 threads: int | None = None, compute_dtype: Any = None) -> Any:
     """A sampler for an r1lab Transformer or an HF causal LM.
 
     backend: "auto" (r1lab runner for r1lab models, the lean Llama runner for Llama-family HF models,
     else the HF-forward runner), "hf" (force the HF-forward runner), "vllm" (GPU; HF models).
     threads: torch intra-op threads while sampling (see `Sampler`).
+    compute_dtype: e.g. torch.bfloat16 to decode an fp32 Llama-family model with bf16 weights (lean runner only;
+    faster on CPUs with bf16 instructions, logits no longer equal the fp32 forward).
     """
     if backend == "vllm":
         from r1lab.engine.vllm_backend import VLLMSampler
@@ -129,5 +131,8 @@ def make_sampler(model: Any, tokenizer: Any = None, *, backend: str = "auto", ma
     from r1lab.engine import hf_llama
     from r1lab.engine.hf_generic import HFGenericRunner
 
-    runner = hf_llama.LlamaRunner(model) if backend == "auto" and hf_llama.supports(model) else HFGenericRunner(model)
+    if backend == "auto" and hf_llama.supports(model):
+        runner = hf_llama.LlamaRunner(model, compute_dtype=compute_dtype)
+    else:
+        runner = HFGenericRunner(model)
     return Sampler(model, tokenizer, runner, max_batch_rows=max_batch_rows, threads=threads)

@@ -1,0 +1,281 @@
+"""Rollout engine throughput, side by side in one run (no arguments).
+
+1. Machine: measured fp32 GEMM FLOP/s (the peak decode is compared with).
+2. SmolLM2-135M-Instruct, batch 16, 64 new tokens, temperature 1 (no top-k/top-p), EOS ignored so every
+   row produces 64 tokens: transformers' `generate` vs r1lab's lean Llama runner vs r1lab's loop over the HF
+   forward, on 16 distinct prompts and on 2 prompts x 8 samples (GRPO's shape: one prefill per prompt).
+3. A tiny r1lab DeepSeek-V3 model trained here for about a minute, with MTP, on a deterministic-ish corpus
+   (repeating token cycles, 3% noise): plain decoding vs MTP speculative decoding (acceptance, speedup), and
+   transformers' `generate` on the same weights loaded as DeepseekV3ForCausalLM.
+4. MLA: compressed cache bytes per token vs MHA; absorbed vs naive decode step at 1k tokens of context.
+
+Set R1LAB_BENCH_THREADS=1 on a machine shared with other busy processes (see engine.sampler.Sampler).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+
+import torch
+
+from r1lab.engine import SamplingParams, make_sampler
+
+NEW_TOKENS, BATCH = 64, 16
+QUESTIONS = [
+    "What is 12 + 35?", "Name three colors of the rainbow.", "What is the capital of Italy?",
+    "Write a haiku about the sea.", "How many legs does a spider have?", "What is 9 times 7?",
+    "Give me a synonym for happy.", "Why is the sky blue?", "What is the boiling point of water?",
+    "Translate 'good morning' into Spanish.", "List two prime numbers.", "What does a bee make?",
+    "How many days are in a week?", "What is the opposite of cold?", "Name a planet in our solar system.",
+    "What is 100 divided by 4?",
+]
+
+
+def timed(fn, repeats: int = 1) -> float:
+    """Best wall time of `repeats` calls (seconds)."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def gemm_flops() -> float:
+    n = 1536
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    seconds = timed(lambda: [a @ b for _ in range(4)], repeats=3)
+    return 4 * 2 * n**3 / seconds
+
+
+# ---------------------------------------------------------------- SmolLM2 (HF backend)
+def bench_smollm2(peak: float) -> dict:
+    from r1lab.sources import load_model
+
+    model, tok = load_model("smollm2-135m")
+    chat = [tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True)
+            for q in QUESTIONS]
+    lean = make_sampler(model, tok)
+    lean_bf16 = make_sampler(model, tok, compute_dtype=torch.bfloat16)
+    generic = make_sampler(model, tok, backend="hf")
+    model_bf16, _ = load_model("smollm2-135m", dtype=torch.bfloat16)
+    results = {}
+
+    def hf_generate(hf_model, enc, n, max_new=NEW_TOKENS):
+        with torch.inference_mode():
+            return hf_model.generate(**enc, max_new_tokens=max_new, min_new_tokens=max_new, do_sample=True,
+                                     temperature=1.0, top_k=0, top_p=1.0, num_return_sequences=n,
+                                     pad_token_id=tok.pad_token_id)
+
+    for shape, prompts, n in (("16 prompts x 1", chat, 1), ("2 prompts x 8", chat[:2], 8)):
+        params = SamplingParams(n=n, max_new_tokens=NEW_TOKENS, temperature=1.0, ignore_eos=True, seed=1)
+        enc = tok(prompts, return_tensors="pt", padding=True, padding_side="left")
+        row = {}
+        tokens = BATCH * NEW_TOKENS
+        hf_generate(model, enc, n, 2)  # warm-up
+        row["transformers fp32"] = tokens / timed(lambda: hf_generate(model, enc, n))
+        for name, sampler in (("r1lab lean fp32", lean), ("r1lab lean bf16", lean_bf16)):
+            sampler.generate(prompts[:2], SamplingParams(n=2, max_new_tokens=2))  # warm-up (packs weights)
+            row[name] = tokens / timed(lambda: sampler.generate(prompts, params), repeats=2)
+        row["r1lab loop + HF forward"] = tokens / timed(lambda: generic.generate(prompts, params))
+        if n == 1:
+            hf_generate(model_bf16, enc, n, 2)
+            row["transformers bf16"] = tokens / timed(lambda: hf_generate(model_bf16, enc, n))
+        results[shape] = row
+        print(f"SmolLM2-135M, batch {BATCH} ({shape}), {NEW_TOKENS} new tokens, T=1:")
+        for name, tps in row.items():
+            print(f"  {name:<26} {tps:8.1f} tokens/s   x{tps / row['transformers fp32']:.2f} vs transformers fp32")
+    params_count = sum(p.numel() for p in model.parameters())
+    main = results["16 prompts x 1"]
+    tps = main["r1lab lean fp32"]
+    share = 2 * params_count * tps / peak
+    print(f"  fp32 decode FLOP rate: 2 x {params_count / 1e6:.1f}M params x {tps:.0f} tok/s = "
+          f"{2 * params_count * tps / 1e9:.1f} GFLOP/s = {share:.1%} of measured fp32 GEMM peak")
+    return {"speedup": tps / main["transformers fp32"],
+            "bf16_speedup": main["r1lab lean bf16"] / main["transformers bf16"],
+            "grpo_speedup": results["2 prompts x 8"]["r1lab lean fp32"] / results["2 prompts x 8"]["transformers fp32"],
+            "share": share}
+
+
+# ---------------------------------------------------------------- tiny r1lab model with MTP
+VOCAB, CYCLES, SEQ = 128, 24, 64
+
+
+def corpus(batch: int, generator: torch.Generator, noise: float = 0.03) -> torch.Tensor:
+    """Rows repeat one of CYCLES fixed token cycles (length 5-9) from a random phase; `noise` of tokens random."""
+    g = torch.Generator().manual_seed(1234)
+    cycles = [torch.randint(3, VOCAB, (int(torch.randint(5, 10, (1,), generator=g)),), generator=g) for _ in range(CYCLES)]
+    rows = []
+    for _ in range(batch):
+        cyc = cycles[int(torch.randint(0, CYCLES, (1,), generator=generator))]
+        phase = int(torch.randint(0, len(cyc), (1,), generator=generator))
+        rows.append(cyc[(phase + torch.arange(SEQ)) % len(cyc)])
+    ids = torch.stack(rows)
+    flip = torch.rand(ids.shape, generator=generator) < noise
+    return torch.where(flip, torch.randint(3, VOCAB, ids.shape, generator=generator), ids)
+
+
+# The tiny preset with 8 narrow layers instead of 4 wide ones: the MTP module is one extra layer, so its
+# share of a decode step (what speculative decoding pays per draft) is 1/(layers+1); DeepSeek-V3 has 61.
+MTP_MODEL = dict(n_layers=8, dim=128, inter_dim=256, moe_inter_dim=64, q_lora_rank=64, kv_lora_rank=64)
+
+
+def train_mtp_model(seconds: float = 75.0):
+    from r1lab.model import ModelConfig, Transformer
+
+    torch.manual_seed(0)
+    cfg = ModelConfig.from_preset("tiny", vocab_size=VOCAB, max_seq_len=256, original_seq_len=256, **MTP_MODEL)
+    model = Transformer(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
+    g = torch.Generator().manual_seed(0)
+    start, step = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        ids = corpus(16, g)
+        out = model(ids, labels=ids)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        model.update_balance_bias(1e-3)
+        step += 1
+    print(f"tiny r1lab model ({model.num_parameters() / 1e6:.2f}M params, {cfg.n_layers} layers + MTP depth 1) trained {step} steps in"
+          f" {time.perf_counter() - start:.0f} s: main loss {out.main_loss.item():.3f}, MTP loss {out.mtp_loss.item() / cfg.mtp_lambda:.3f}")
+    return model.eval()
+
+
+def bench_mtp(model) -> dict:
+    g = torch.Generator().manual_seed(99)
+    prompts = [row[:12].tolist() for row in corpus(BATCH, g, noise=0.0)]
+    sampler = make_sampler(model, None)
+    out = {}
+    for label, temperature in (("greedy", 0.0), ("T=1", 1.0)):
+        plain = SamplingParams(max_new_tokens=NEW_TOKENS, temperature=temperature, ignore_eos=True, speculative=False)
+        spec = SamplingParams(max_new_tokens=NEW_TOKENS, temperature=temperature, ignore_eos=True, speculative=True)
+        sampler.generate(prompts[:2], SamplingParams(max_new_tokens=4, speculative=True))  # warm-up
+        t_plain = timed(lambda: sampler.generate(prompts, plain), repeats=2)
+        t_spec = timed(lambda: sampler.generate(prompts, spec), repeats=2)
+        acceptance = sampler.last_acceptance
+        tokens = BATCH * NEW_TOKENS
+        out[label] = {"plain": tokens / t_plain, "spec": tokens / t_spec, "acceptance": acceptance}
+        print(f"tiny r1lab, batch {BATCH}, {NEW_TOKENS} new tokens, {label}: plain {tokens / t_plain:7.1f} tok/s,"
+              f" MTP speculative {tokens / t_spec:7.1f} tok/s (x{t_plain / t_spec:.2f}), acceptance {acceptance:.1%}")
+    # transformers' generate on the same weights (DeepseekV3ForCausalLM)
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    with tempfile.TemporaryDirectory() as d:
+        model.save_pretrained(d)
+        hf = AutoModelForCausalLM.from_pretrained(d).eval()
+    ids = torch.tensor(prompts)
+
+    def hf_generate(max_new=NEW_TOKENS):
+        with torch.inference_mode():
+            hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new, min_new_tokens=max_new,
+                        do_sample=True, temperature=1.0, top_k=0, top_p=1.0, pad_token_id=0)
+
+    hf_generate(2)
+    hf_tps = BATCH * NEW_TOKENS / timed(hf_generate)
+    print(f"  transformers generate (DeepseekV3ForCausalLM, same weights, T=1): {hf_tps:7.1f} tok/s;"
+          f" r1lab plain x{out['T=1']['plain'] / hf_tps:.2f}, r1lab MTP x{out['T=1']['spec'] / hf_tps:.2f}")
+    return out
+
+
+# ---------------------------------------------------------------- MLA cache and absorbed decoding
+def bench_mla() -> float:
+    from r1lab.model import ModelConfig, Transformer
+    from r1lab.model.accounting import kv_cache_elements_per_token
+    from r1lab.model.cache import MLACache
+
+    print("KV cache per token (bf16 = 2 bytes; MLA measured on an allocated MLACache):")
+    for preset in ("tiny", "small", "deepseek-v3"):
+        c = ModelConfig.from_preset(preset)
+        cache = MLACache(c.n_layers, 1, 1, c.kv_lora_rank, c.qk_rope_head_dim, dtype=torch.bfloat16)
+        kv = kv_cache_elements_per_token(c)
+        assert cache.bytes_per_token() == (c.kv_lora_rank + c.qk_rope_head_dim) * c.n_layers * 2
+        print(f"  {preset:<12} MLA {cache.bytes_per_token():>9,d} B = ({c.kv_lora_rank}+{c.qk_rope_head_dim})x{c.n_layers}x2;"
+              f" MHA {kv['mha'] * 2:>11,d} B (x{kv['mha'] / kv['mla']:.1f}); naive MLA K+V {kv['naive_kv'] * 2:>11,d} B")
+
+    # One decode step of the `small` preset's attention at 1k tokens of context, batch 4.
+    torch.manual_seed(0)
+    c = ModelConfig.from_preset("small", n_layers=1, n_dense_layers=1, mtp_depth=0, vocab_size=256)
+    model = Transformer(c).eval()
+    attn = model.model.layers[0].self_attn
+    B, T = 4, 1024
+    x = torch.randn(B, 1, c.dim)
+    with torch.inference_mode():
+        cache = model.new_cache(B, T + 1)
+        ctx = torch.randn(B, T, c.dim)
+        pos = torch.arange(T).expand(B, T)
+        cache.mark(pos, None)
+        model.model.layers[0](ctx, *model_rope(model, pos), None, None, cache, pos)  # fill slots 0..T-1
+        cache.mark(torch.full((B, 1), T), None)
+        cos, sin = model_rope(model, torch.full((B, 1), T))
+        mask = torch.ones(B, 1, T + 1, dtype=torch.bool)
+        step_pos = torch.full((B, 1), T)
+
+        def absorbed():
+            attn(x, cos, sin, mask, cache, step_pos)
+
+        latent_all, k_pe_all = cache.latent[0, :, : T + 1], cache.k_rope[0, :, : T + 1]
+
+        def naive_recompute():  # decompress the latent cache into per-head K/V every step
+            q_nope, q_pe = attn.queries(x, cos, sin)
+            attn.o_proj(attn.naive(q_nope, q_pe, latent_all, k_pe_all, mask).flatten(-2))
+
+        kv = attn.kv_b_proj(latent_all).unflatten(-1, (c.n_heads, c.qk_nope_head_dim + c.v_head_dim))
+        k_nope, v = kv.split([c.qk_nope_head_dim, c.v_head_dim], dim=-1)
+        k_full = torch.cat([k_nope, k_pe_all.unsqueeze(2).expand(B, T + 1, c.n_heads, c.qk_rope_head_dim)], -1)
+        k_mha, v_mha = k_full.transpose(1, 2).contiguous(), v.transpose(1, 2).contiguous()
+
+        def naive_mha_cache():  # per-head K/V already cached (what MHA would store)
+            q_nope, q_pe = attn.queries(x, cos, sin)
+            q = torch.cat([q_nope, q_pe], -1).transpose(1, 2)
+            o = torch.nn.functional.scaled_dot_product_attention(q, k_mha, v_mha, scale=attn.scale)
+            attn.o_proj(o.transpose(1, 2).flatten(-2))
+
+        for f in (absorbed, naive_recompute, naive_mha_cache):
+            f()
+        t_abs = timed(absorbed, repeats=20)
+        t_naive = timed(naive_recompute, repeats=20)
+        t_mha = timed(naive_mha_cache, repeats=20)
+    print(f"MLA decode step at {T} tokens of context ('small' layer shape, batch {B}): absorbed {t_abs * 1e3:.2f} ms,"
+          f" naive (decompress cache) {t_naive * 1e3:.2f} ms (absorbed x{t_naive / t_abs:.2f} faster),"
+          f" naive over an MHA cache {t_mha * 1e3:.2f} ms (x{t_mha / t_abs:.2f})")
+    return t_naive / t_abs
+
+
+def model_rope(model, positions):
+    from r1lab.model.rope import rope_cos_sin
+
+    return rope_cos_sin(model.rope_inv_freq, positions, model.rope_factor)
+
+
+def main() -> int:
+    threads = os.environ.get("R1LAB_BENCH_THREADS")
+    if threads:
+        torch.set_num_threads(int(threads))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    peak = gemm_flops()
+    print(f"measured fp32 GEMM: {peak / 1e9:.0f} GFLOP/s")
+    smol = bench_smollm2(peak)
+    model = train_mtp_model()
+    mtp = bench_mtp(model)
+    absorbed_gain = bench_mla()
+    sampled = mtp["T=1"]
+    print(f"RESULT hf_speedup_vs_transformers {smol['speedup']:.2f}")
+    print(f"RESULT hf_speedup_vs_transformers_grpo_shape {smol['grpo_speedup']:.2f}")
+    print(f"RESULT hf_bf16_speedup_vs_transformers_bf16 {smol['bf16_speedup']:.2f}")
+    print(f"RESULT mtp_speedup {sampled['spec'] / sampled['plain']:.2f}")
+    print(f"RESULT mtp_acceptance {sampled['acceptance']:.3f}")
+    print(f"RESULT mtp_speedup_greedy {mtp['greedy']['spec'] / mtp['greedy']['plain']:.2f}")
+    print(f"RESULT absorbed_vs_naive_decode_1k {absorbed_gain:.2f}")
+    print(f"RESULT decode_share_of_peak {smol['share']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
