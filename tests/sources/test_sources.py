@@ -70,3 +70,19 @@ def test_smollm2_found_without_importing_package_and_converts_once():
     assert config["model_type"] == "llama" and "quantization_config" not in config
     assert (directory / "model.safetensors").is_file() and (directory / "tokenizer.json").is_file()
     assert resolve_model_dir("smollm2-135m") == directory
+
+
+def test_r1lab_directory_loads_into_r1lab_transformer(tmp_path):
+    from r1lab.model import ModelConfig, Transformer
+
+    torch.manual_seed(0)
+    cfg = ModelConfig.from_preset("tiny", vocab_size=64, dim=64, inter_dim=96, moe_inter_dim=32, n_layers=2,
+                                  kv_lora_rank=32, q_lora_rank=48, qk_nope_head_dim=16, qk_rope_head_dim=8,
+                                  v_head_dim=16, max_seq_len=64, original_seq_len=64)
+    model = Transformer(cfg).eval()
+    model.save_pretrained(tmp_path)
+    loaded, tokenizer = load_model(tmp_path)
+    assert isinstance(loaded, Transformer) and tokenizer is None and not loaded.training
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(ids).logits, model(ids).logits)
