@@ -48,7 +48,12 @@ def completion_logprobs(
     """(logp[B,C], entropy[B,C] or None) of `batch["targets"]` at `batch["comp_index"]`, in fp32.
 
     `batch` needs `input_ids [B,L]`, `attention_mask [B,L]`, `comp_index [B,C]`, `targets [B,C]`.
+    HF Llama-family models run each group's shared prompt once (`r1lab.train.shared_prefix`).
     """
+    from r1lab.train import shared_prefix
+
+    if shared_prefix.applies(model, batch):
+        return shared_prefix.completion_logprobs(model, batch, temperature, with_entropy=with_entropy)
     logits, _ = forward_outputs(model, batch["input_ids"], batch["attention_mask"])
     pred = gather_positions(logits, batch["comp_index"] - 1)  # [B, C, V]: logits that predict each token
     pred = pred.float() / (temperature if temperature > 0 else 1.0)

@@ -1,0 +1,168 @@
+"""GRPO step time: r1lab's RL stage vs TRL's GRPOTrainer on the same configuration, side by side.
+
+Configuration (both): SmolLM2-135M-Instruct (the `smollm2-135m` source's cached HF directory, offline), the
+recipe task (r1lab.recipes.smollm2.TASK) rendered with the chat template and `<think>\\n` prefilled, 2 prompts x
+8 completions per step, at most 48 new tokens, temperature 1, beta 0.04 (reference model on), mu 1 (one
+optimizer step per generation batch), lr 1e-5 (constant), AdamW betas (0.9, 0.999), grad-norm clip 1.0, fp32,
+the same reward function (`SmolReward`: last-number accuracy + 0.25 x format_soft) and TRL's default objective
+(`loss_type="dapo"`, group-scaled advantages, KL bias correction), which r1lab runs as
+`trl_objective(beta=0.04)` (tests/smol/test_smol_trl_parity.py checks the two losses agree).
+
+Each trainer runs in its own child process with the same torch thread count (default 1: on a shared CPU more
+OpenMP threads than free cores spin against other processes and make both sides noisy), takes WARMUP steps
+that are not timed, then STEPS timed steps. A step is everything between two optimizer steps: generation,
+rewards, reference and policy log-probs, backward, clipping, AdamW. TRL is timed by a TrainerCallback
+(on_step_end to on_step_end); r1lab by its loop's `step_time_s`. Completion lengths differ between the two
+samplers' random draws, so mean completion length is printed next to each time.
+
+Run: .venv/bin/python benchmarks/bench_grpo_vs_trl.py        (needs: pip install 'r1lab[bench,smollm2]')
+Env: R1LAB_BENCH_STEPS (timed steps, 3), R1LAB_BENCH_WARMUP (1), R1LAB_BENCH_THREADS (1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ[_var] = "1"  # nothing may come from the hub: the model is the converted local directory
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+PROMPTS, G, MAX_NEW, TEMPERATURE, BETA, MU, LR = 2, 8, 48, 1.0, 0.04, 1, 1e-5
+STEPS = int(os.environ.get("R1LAB_BENCH_STEPS", "3"))
+WARMUP = int(os.environ.get("R1LAB_BENCH_WARMUP", "1"))
+THREADS = int(os.environ.get("R1LAB_BENCH_THREADS", "1"))
+N_RECORDS = 64
+
+
+def load_records() -> list[dict]:
+    from r1lab.data import load_task
+    from r1lab.recipes.smollm2 import TASK
+
+    return load_task(TASK, "train", N_RECORDS, 0)
+
+
+def run_trl() -> dict:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from r1lab.data import get_template
+    from r1lab.recipes.smollm2 import SmolReward
+    from r1lab.sources import smollm2_dir
+
+    model_dir = smollm2_dir()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    template = get_template("chat")
+    rows = [{"prompt": template.render(r["prompt"], tokenizer), "answer": str(r["answer"]), "task": r["task"],
+             "metadata_json": json.dumps(r["metadata"])} for r in load_records()]
+
+    class StepTimer(TrainerCallback):
+        def __init__(self):
+            self.marks: list[float] = []
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.marks.append(time.perf_counter())
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.marks.append(time.perf_counter())
+
+    timer = StepTimer()
+    args = GRPOConfig(
+        output_dir=tempfile.mkdtemp(prefix="bench_trl_"), per_device_train_batch_size=PROMPTS * G,
+        num_generations=G, max_completion_length=MAX_NEW, temperature=TEMPERATURE, beta=BETA,
+        num_iterations=MU, learning_rate=LR, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
+        adam_beta1=0.9, adam_beta2=0.999, max_grad_norm=1.0, max_steps=WARMUP + STEPS, gradient_accumulation_steps=1,
+        logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, bf16=False, seed=0, disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    trainer = GRPOTrainer(model=model, reward_funcs=[SmolReward()], args=args,
+                          train_dataset=Dataset.from_list(rows), processing_class=tokenizer, callbacks=[timer])
+    trainer.train()
+    times = [b - a for a, b in zip(timer.marks, timer.marks[1:])]
+    logs = [h for h in trainer.state.log_history if "completions/mean_length" in h]
+    return {"times": times[WARMUP:], "lengths": [h["completions/mean_length"] for h in logs][WARMUP:],
+            "rewards": [h.get("reward") for h in logs][WARMUP:]}
+
+
+def run_r1lab() -> dict:
+    from r1lab.recipes.smollm2 import SOURCE, SmolReward
+    from r1lab.recipes.trl_objective import trl_objective
+    from r1lab.train.rl import RLConfig, rl
+
+    cfg = RLConfig.model_validate({
+        "model": {"init_from": SOURCE},
+        "data": {"template": "chat", "size": N_RECORDS},
+        "rollout": {"prompts_per_step": PROMPTS, "group_size": G, "max_new_tokens": MAX_NEW,
+                    "temperature": TEMPERATURE},
+        "rewards": [{"name": "smol_reward"}],
+        **trl_objective(beta=BETA, mu=MU),
+        "train": {"out_dir": tempfile.mkdtemp(prefix="bench_r1lab_"), "lr": LR, "schedule": "constant",
+                  "betas": [0.9, 0.999], "max_grad_norm": 1.0, "max_steps": WARMUP + STEPS, "progress": False,
+                  "tensorboard": False, "entropy_floor": None},
+    })
+    res = rl(cfg, records=load_records(), reward_fns={"smol_reward": SmolReward()})
+    hist = res.history[WARMUP:]
+    return {"times": [h["step_time_s"] for h in hist], "lengths": [h["completions/mean_length"] for h in hist],
+            "rewards": [h.get("reward") for h in hist],
+            "generation_s": [h.get("time/generation_s") for h in hist]}
+
+
+def child(which: str) -> None:
+    import torch
+
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(0)
+    out = run_trl() if which == "trl" else run_r1lab()
+    print("BENCH_JSON " + json.dumps(out), flush=True)
+
+
+def load_average() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+def spawn(which: str) -> dict:
+    before = load_average()
+    proc = subprocess.run([sys.executable, __file__, "--child", which], capture_output=True, text=True)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
+    if proc.returncode != 0 or line is None:
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-6000:])
+        raise SystemExit(f"{which} child failed (exit {proc.returncode})")
+    out = json.loads(line[len("BENCH_JSON "):])
+    out["load"] = f"{before} -> {load_average()}"
+    return out
+
+
+def main() -> None:
+    print(f"GRPO step, SmolLM2-135M-Instruct, {PROMPTS} prompts x {G} completions, <= {MAX_NEW} new tokens, "
+          f"T={TEMPERATURE}, beta={BETA}, mu={MU}, lr={LR}; {WARMUP} warm-up + {STEPS} timed steps; "
+          f"torch threads {THREADS}; cores {os.cpu_count()}")
+    results = {name: spawn(name) for name in ("trl", "r1lab")}
+    print(f"{'trainer':8} {'s/step (median)':>16} {'mean':>8} {'steps':>6} {'mean completion len':>20}  load avg (1/5/15 min)")
+    for name, r in results.items():
+        lengths = [x for x in r["lengths"] if x is not None]
+        print(f"{name:8} {statistics.median(r['times']):16.2f} {statistics.mean(r['times']):8.2f} {len(r['times']):6d} "
+              f"{statistics.mean(lengths) if lengths else float('nan'):20.1f}  {r['load']}")
+    gen = [x for x in results["r1lab"].get("generation_s", []) if x is not None]
+    if gen:
+        print(f"r1lab generation share: {statistics.mean(gen):.2f} s of {statistics.mean(results['r1lab']['times']):.2f} s")
+    speedup = statistics.median(results["trl"]["times"]) / statistics.median(results["r1lab"]["times"])
+    print(f"RESULT grpo_speedup_vs_trl {speedup:.2f}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        child(sys.argv[2])
+    else:
+        main()
