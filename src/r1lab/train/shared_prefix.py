@@ -18,8 +18,6 @@ from typing import Any
 
 import torch
 
-from r1lab.algo import token_entropy, token_logprobs
-
 SUPPORTED_TYPES = {"llama", "qwen2", "qwen3", "mistral"}
 
 
@@ -62,12 +60,14 @@ def completion_hidden(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tenso
     ids, attn, comp_len = batch["input_ids"], batch["attention_mask"], batch["comp_len"]
     N, C = batch["targets"].shape
     prompt_len = batch["seq_len"] - batch["comp_len"]
+    # one embedding lookup for the batch: each lookup's backward builds a dense vocab x D gradient
+    embeds = body.get_input_embeddings()(ids)  # [N, L, D]
     rows = []
     for start, stop in prompt_groups(batch):
         k, p = stop - start, int(prompt_len[start])
         width = int(comp_len[start:stop].max())  # completion tokens to predict in this group
         cache = DynamicCache(config=model.config)
-        prompt_out = body(input_ids=ids[start:start + 1, :p], use_cache=True, **{kwarg: cache})
+        prompt_out = body(inputs_embeds=embeds[start:start + 1, :p], use_cache=True, **{kwarg: cache})
         last = prompt_out.last_hidden_state[:, -1:].expand(k, 1, -1)  # predicts completion token 0
         parts = [last]
         if width > 1:  # completion tokens 0..width-2 as inputs predict tokens 1..width-1
@@ -75,7 +75,7 @@ def completion_hidden(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tenso
             span = slice(p, p + width - 1)
             mask = torch.cat([attn.new_ones(k, p), attn[start:stop, span]], dim=1)
             positions = torch.arange(p, p + width - 1, device=ids.device).expand(k, -1)
-            out = body(input_ids=ids[start:stop, span], attention_mask=mask, position_ids=positions,
+            out = body(inputs_embeds=embeds[start:stop, span], attention_mask=mask, position_ids=positions,
                        use_cache=True, **{kwarg: cache})
             parts.append(out.last_hidden_state)
         h = torch.cat(parts, dim=1)  # [k, width, D]
@@ -90,9 +90,12 @@ def completion_logprobs(model: Any, batch: dict[str, torch.Tensor], temperature:
     valid = torch.arange(hidden.shape[1], device=hidden.device)[None, :] < batch["comp_len"][:, None]  # [N, C]
     logits = model.get_output_embeddings()(hidden[valid])  # [M, V]
     logits = (logits.float() if logits.dtype != torch.float64 else logits) / (temperature if temperature > 0 else 1.0)
-    logp_valid = token_logprobs(logits, batch["targets"][valid])  # [M]
+    log_probs = torch.log_softmax(logits, dim=-1)  # [M, V], shared by the log-probs and the entropy
+    logp_valid = log_probs.gather(-1, batch["targets"][valid].unsqueeze(-1)).squeeze(-1)  # [M]
     logp = logp_valid.new_zeros(valid.shape).masked_scatter(valid, logp_valid)
     entropy = None
     if with_entropy:
-        entropy = logp_valid.new_zeros(valid.shape).masked_scatter(valid, token_entropy(logits.detach()))
+        with torch.no_grad():
+            ent_valid = -(log_probs.exp() * log_probs).sum(-1)
+        entropy = ent_valid.new_zeros(valid.shape).masked_scatter(valid, ent_valid)
     return logp, entropy
