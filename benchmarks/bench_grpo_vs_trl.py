@@ -8,6 +8,10 @@ the same reward function (`SmolReward`: last-number accuracy + 0.25 x format_sof
 (`loss_type="dapo"`, group-scaled advantages, KL bias correction), which r1lab runs as
 `trl_objective(beta=0.04)` (tests/smol/test_smol_trl_parity.py checks the two losses agree).
 
+RESULT grpo_speedup_vs_trl compares like with like (both fp32, TRL's default). A third child runs r1lab with
+`train.precision=bf16` (autocast of the policy forward/backward; the engine and the reference model stay fp32)
+against the same fp32 TRL figure: RESULT grpo_speedup_vs_trl_r1lab_bf16 (different numerics, reported apart).
+
 Each trainer runs in its own child process with the same torch thread count (default 1: on a shared CPU more
 OpenMP threads than free cores spin against other processes and make both sides noisy), takes WARMUP steps
 that are not timed, then STEPS timed steps. A step is everything between two optimizer steps: generation,
@@ -92,7 +96,7 @@ def run_trl() -> dict:
             "rewards": [h.get("reward") for h in logs][WARMUP:]}
 
 
-def run_r1lab() -> dict:
+def run_r1lab(precision: str = "fp32") -> dict:
     from r1lab.recipes.smollm2 import SOURCE, SmolReward
     from r1lab.recipes.trl_objective import trl_objective
     from r1lab.train.rl import RLConfig, rl
@@ -106,7 +110,7 @@ def run_r1lab() -> dict:
         **trl_objective(beta=BETA, mu=MU),
         "train": {"out_dir": tempfile.mkdtemp(prefix="bench_r1lab_"), "lr": LR, "schedule": "constant",
                   "betas": [0.9, 0.999], "max_grad_norm": 1.0, "max_steps": WARMUP + STEPS, "progress": False,
-                  "tensorboard": False, "entropy_floor": None},
+                  "tensorboard": False, "entropy_floor": None, "precision": precision},
     })
     res = rl(cfg, records=load_records(), reward_fns={"smol_reward": SmolReward()})
     hist = res.history[WARMUP:]
@@ -120,7 +124,7 @@ def child(which: str) -> None:
 
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
-    out = run_trl() if which == "trl" else run_r1lab()
+    out = run_trl() if which == "trl" else run_r1lab("bf16" if which == "r1lab-bf16" else "fp32")
     print("BENCH_JSON " + json.dumps(out), flush=True)
 
 
@@ -148,17 +152,18 @@ def main() -> None:
     print(f"GRPO step, SmolLM2-135M-Instruct, {PROMPTS} prompts x {G} completions, <= {MAX_NEW} new tokens, "
           f"T={TEMPERATURE}, beta={BETA}, mu={MU}, lr={LR}; {WARMUP} warm-up + {STEPS} timed steps; "
           f"torch threads {THREADS}; cores {os.cpu_count()}")
-    results = {name: spawn(name) for name in ("trl", "r1lab")}
-    print(f"{'trainer':8} {'s/step (median)':>16} {'mean':>8} {'steps':>6} {'mean completion len':>20}  load avg (1/5/15 min)")
+    results = {name: spawn(name) for name in ("trl", "r1lab", "r1lab-bf16")}
+    print(f"{'trainer':10} {'s/step (median)':>16} {'mean':>8} {'steps':>6} {'mean completion len':>20}  load avg (1/5/15 min)")
     for name, r in results.items():
         lengths = [x for x in r["lengths"] if x is not None]
-        print(f"{name:8} {statistics.median(r['times']):16.2f} {statistics.mean(r['times']):8.2f} {len(r['times']):6d} "
+        print(f"{name:10} {statistics.median(r['times']):16.2f} {statistics.mean(r['times']):8.2f} {len(r['times']):6d} "
               f"{statistics.mean(lengths) if lengths else float('nan'):20.1f}  {r['load']}")
     gen = [x for x in results["r1lab"].get("generation_s", []) if x is not None]
     if gen:
         print(f"r1lab generation share: {statistics.mean(gen):.2f} s of {statistics.mean(results['r1lab']['times']):.2f} s")
-    speedup = statistics.median(results["trl"]["times"]) / statistics.median(results["r1lab"]["times"])
-    print(f"RESULT grpo_speedup_vs_trl {speedup:.2f}")
+    trl = statistics.median(results["trl"]["times"])
+    print(f"RESULT grpo_speedup_vs_trl {trl / statistics.median(results['r1lab']['times']):.2f}")
+    print(f"RESULT grpo_speedup_vs_trl_r1lab_bf16 {trl / statistics.median(results['r1lab-bf16']['times']):.2f}")
 
 
 if __name__ == "__main__":

@@ -79,7 +79,6 @@ def rl_with_curve(cfg: Any, every: int, *, eval_settings: dict[str, Any] | None 
     """Run the RL stage of `cfg` in chunks of `every` optimizer steps (resuming its own checkpoint, so the run is
     the same as one uninterrupted `r1lab rl`; constant LR schedules only) and measure held-out pass@1 before the
     first step and after each chunk. Returns the curve; also written to `<out_dir>/curve.json`."""
-    import time
     from pathlib import Path
 
     from r1lab.atomic import atomic_write_json
@@ -96,14 +95,13 @@ def rl_with_curve(cfg: Any, every: int, *, eval_settings: dict[str, Any] | None 
     records = load_task(cfg.data.task, cfg.data.split, cfg.data.size, cfg.data.seed)
     out = Path(cfg.train.out_dir)
     curve: list[dict[str, Any]] = []
-    started = time.perf_counter()
+    train_seconds = 0.0  # sum of optimizer-step wall times (rollouts included; evaluations and checkpoints not)
 
     def point(step: int, train_metrics: dict[str, Any]) -> None:
         model.eval()
         ev = held_out_pass1(model, tokenizer, cfg.data.task, eval_settings)
-        curve.append({"step": step, "train_seconds": round(time.perf_counter() - started - sum(
-            c["eval"]["seconds"] for c in curve), 1), **{k: train_metrics.get(k) for k in ("reward", "loss")},
-            "eval": ev})
+        curve.append({"step": step, "train_seconds": round(train_seconds, 1),
+                      **{k: train_metrics.get(k) for k in ("reward", "loss")}, "eval": ev})
         atomic_write_json(out / "curve.json", curve)
         log(f"step {step}: held-out pass@1 {100 * ev['pass@1']:.1f}% (95% CI {100 * ev['pass@1_ci'][0]:.1f}-"
             f"{100 * ev['pass@1_ci'][1]:.1f}), format {100 * ev['format_rate']:.1f}%, train reward "
@@ -116,6 +114,7 @@ def rl_with_curve(cfg: Any, every: int, *, eval_settings: dict[str, Any] | None 
         chunk = cfg.model_copy(deep=True)
         chunk.train.max_steps, chunk.train.resume = stop, stop > every  # the first chunk starts afresh
         res = rl(chunk, model=model, tokenizer=tokenizer, records=records)
+        train_seconds += sum(h.get("step_time_s", 0.0) for h in res.history)
         rewards = [h.get("reward") for h in res.history if h.get("reward") is not None]
         point(stop, {"reward": sum(rewards) / len(rewards) if rewards else None, "loss": res.metrics.get("loss")})
         if stop == total:
@@ -199,7 +198,7 @@ def student_pass1(model: Any, tokenizer: Any, task: str) -> dict[str, Any]:
 
 
 def distill_vs_rl(teacher_dir: str, out_dir: str, *, task: str = TASK, n: int = 8, sft_steps: int = 300,
-                  rl_steps: int = 150, log: Any = print) -> dict[str, Any]:
+                  rl_steps: int = 150, train_size: int = 175, log: Any = print) -> dict[str, Any]:
     """Verified SmolLM2 traces -> SFT of a fresh tiny r1lab student, against the same student (same weights, same
     tokenizer) trained by GRPO alone on the same prompts and reward; both graded on the held-out split like the
     teacher. Writes `<out_dir>/distill_vs_rl.json` and returns it."""
@@ -215,7 +214,7 @@ def distill_vs_rl(teacher_dir: str, out_dir: str, *, task: str = TASK, n: int = 
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    records = load_task(task, "train", 175, 0)
+    records = load_task(task, "train", train_size, 0)
     t0 = time.perf_counter()
     teacher, teacher_tok = load_model(teacher_dir)
     traces, counts = verified_traces(teacher, teacher_tok, records, n=n)
@@ -266,3 +265,35 @@ def distill_vs_rl(teacher_dir: str, out_dir: str, *, task: str = TASK, n: int = 
     log(f"RL only: pass@1 {100 * result['rl_only']['pass@1']:.1f}% ({result['rl_only']['train_seconds']} s)")
     atomic_write_json(out / "distill_vs_rl.json", result)
     return result
+
+
+def plot_curve(run_dir: str) -> str:
+    """`<run_dir>/curve.png`: train reward per step (metrics.jsonl) and held-out pass@1 with 95% CIs (curve.json)."""
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run = Path(run_dir)
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    curve = json.loads((run / "curve.json").read_text())
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    steps = [m["step"] for m in metrics if "reward" in m]
+    ax[0].plot(steps, [m["reward"] for m in metrics if "reward" in m], lw=0.8, label="reward (batch mean)")
+    ax[0].plot(steps, [m.get("rewards/accuracy/mean", float("nan")) for m in metrics if "reward" in m], lw=0.8,
+               label="accuracy (batch mean)")
+    ax[0].set_xlabel("optimizer step")
+    ax[0].legend()
+    x = [c["step"] for c in curve]
+    y = [100 * c["eval"]["pass@1"] for c in curve]
+    lo = [100 * c["eval"]["pass@1_ci"][0] for c in curve]
+    hi = [100 * c["eval"]["pass@1_ci"][1] for c in curve]
+    ax[1].errorbar(x, y, yerr=[[a - b for a, b in zip(y, lo)], [b - a for a, b in zip(y, hi)]], marker="o", capsize=3)
+    ax[1].set_xlabel("optimizer step")
+    ax[1].set_ylabel("held-out pass@1 (%)")
+    fig.tight_layout()
+    out = run / "curve.png"
+    fig.savefig(out, dpi=110)
+    return str(out)
