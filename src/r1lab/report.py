@@ -88,12 +88,14 @@ def _plot(path: Path, title: str, panels: list[tuple[str, dict[str, tuple[list[f
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.6), squeeze=False)
     for ax, (ylabel, curves) in zip(axes[0], panels):
         for label, (x, y) in curves.items():
             ax.plot(x, y, label=label, marker="." if len(x) < 40 else None)
         ax.set_xlabel("RL step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
