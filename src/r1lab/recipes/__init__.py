@@ -1,1 +1,0 @@
-"""Recipes: small glue that strings existing stages together for one model family (no new training code)."""
