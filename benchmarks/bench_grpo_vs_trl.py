@@ -1,7 +1,7 @@
 """GRPO step time: r1lab's RL stage vs TRL's GRPOTrainer on the same configuration, side by side.
 
 Configuration (both): SmolLM2-135M-Instruct (the `smollm2-135m` source's cached HF directory, offline), the
-recipe task (r1lab.recipes.smollm2.TASK) rendered with the chat template and `<think>\\n` prefilled, 2 prompts x
+recipe task (r1lab.recipe.smollm2.TASK) rendered with the chat template and `<think>\\n` prefilled, 2 prompts x
 8 completions per step, at most 48 new tokens, temperature 1, beta 0.04 (reference model on), mu 1 (one
 optimizer step per generation batch), lr 1e-5 (constant), AdamW betas (0.9, 0.999), grad-norm clip 1.0, fp32,
 the same reward function (`SmolReward`: last-number accuracy + 0.25 x format_soft) and TRL's default objective
@@ -46,7 +46,7 @@ N_RECORDS = 64
 
 def load_records() -> list[dict]:
     from r1lab.data import load_task
-    from r1lab.recipes.smollm2 import TASK
+    from r1lab.recipe.smollm2 import TASK
 
     return load_task(TASK, "train", N_RECORDS, 0)
 
@@ -58,7 +58,7 @@ def run_trl() -> dict:
     from trl import GRPOConfig, GRPOTrainer
 
     from r1lab.data import get_template
-    from r1lab.recipes.smollm2 import SmolReward
+    from r1lab.recipe.smollm2 import SmolReward
     from r1lab.sources import smollm2_dir
 
     model_dir = smollm2_dir()
@@ -97,8 +97,8 @@ def run_trl() -> dict:
 
 
 def run_r1lab(precision: str = "fp32") -> dict:
-    from r1lab.recipes.smollm2 import SOURCE, SmolReward
-    from r1lab.recipes.trl_objective import trl_objective
+    from r1lab.recipe.smollm2 import SOURCE, SmolReward
+    from r1lab.recipe.trl_objective import trl_objective
     from r1lab.train.rl import RLConfig, rl
 
     cfg = RLConfig.model_validate({

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from r1lab.config import read_yaml, validate
-from r1lab.recipes import smollm2 as recipe
+from r1lab.recipe import smollm2 as recipe
 from r1lab.train.rl import RLConfig
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "smollm2.yaml"

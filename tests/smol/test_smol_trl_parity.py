@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from r1lab.algo import get_preset, policy_loss
-from r1lab.recipes.trl_objective import trl_objective
+from r1lab.recipe.trl_objective import trl_objective
 
 BETA, EPS, G = 0.04, 0.2, 4
 

@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train with `r1lab rl` semantics and write <out_dir>/curve.json (pass@1 before and every --every steps)."""
         from r1lab.commands.train import load_stage_config
-        from r1lab.recipes.smollm2 import rl_with_curve
+        from r1lab.recipe.smollm2 import rl_with_curve
 
         cfg, _ = load_stage_config("rl", config, list(overrides or []), resume=False)
         rl_with_curve(cfg, every, eval_settings={"size": eval_size, "n": eval_n}, log=typer.echo)
@@ -36,6 +36,6 @@ def register(app: typer.Typer) -> None:
         rl_steps: int = typer.Option(150, "--rl-steps"),
     ) -> None:
         """Verified SmolLM2 traces distilled into a tiny r1lab student vs the same student trained by RL alone."""
-        from r1lab.recipes.smollm2 import distill_vs_rl
+        from r1lab.recipe.smollm2 import distill_vs_rl
 
         distill_vs_rl(teacher, str(out), n=n, sft_steps=sft_steps, rl_steps=rl_steps, log=typer.echo)
