@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
 from r1lab.errors import DataError
+from r1lab.jsonl import read_jsonl
 
 reward_app = typer.Typer(help="Rule-based rewards (accuracy, format, language, length, code).", no_args_is_help=True)
 
@@ -17,24 +18,11 @@ def read_scored_records(path: Path) -> tuple[list[tuple[int, dict]], int]:
     """(line number, record) for every non-blank line, and how many blank lines were skipped.
 
     Each record needs a `completion` (text or message list); its other fields are reward columns."""
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    records, blank = [], 0
-    with path.open("r", encoding="utf-8", errors="replace") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                blank += 1
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(record, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
-            if "completion" not in record:
-                raise DataError(f"{path}:{lineno}: no 'completion' field (keys: {', '.join(sorted(record)) or 'none'})")
-            records.append((lineno, record))
-    return records, blank
+    data = read_jsonl(path)
+    for lineno, record in data.records:
+        if "completion" not in record:
+            raise DataError(f"{path}:{lineno}: no 'completion' field (keys: {', '.join(sorted(record)) or 'none'})")
+    return data.records, data.blank
 
 
 def score_records(records: list[dict], names: list[str]) -> dict[str, list[Any]]:

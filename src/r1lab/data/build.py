@@ -6,7 +6,6 @@ filter -> write traces (corpus / cold_start kinds) -> atomic JSONL write. Every 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +18,7 @@ from r1lab.data.tasks import get_task, load_task
 from r1lab.data.templates import TEMPLATE_NAMES, get_template
 from r1lab.data.traces import cold_start_from_records, corpus_from_records
 from r1lab.errors import DataError
+from r1lab.jsonl import read_jsonl
 
 
 class DedupConfig(StrictModel):
@@ -65,22 +65,7 @@ class DataBuildConfig(StrictModel):
 
 
 def _read_jsonl(path: str) -> list[dict]:
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: file not found")
-    rows = []
-    with p.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{p}:{lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{p}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
-    return rows
+    return read_jsonl(path).objects()
 
 
 def _eval_records(cfg: EvalSetConfig) -> list[dict]:

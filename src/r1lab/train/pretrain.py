@@ -9,7 +9,6 @@ permutation per epoch; the rows of step s are a pure function of s, so resume ne
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import torch
 from pydantic import Field
 
 from r1lab.config import StrictModel
+from r1lab.jsonl import read_jsonl
 from r1lab.errors import DataError
 from r1lab.train.config import TrainConfig
 from r1lab.train.loop import TrainResult, train
@@ -47,20 +47,17 @@ class PretrainConfig(StrictModel):
 
 
 def read_documents(path: str | Path) -> list[str]:
+    """Documents of a `.txt` corpus (one per non-blank line) or a `.jsonl` one (its `text` fields)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: corpus file not found")
-    lines = path.read_text(encoding="utf-8").splitlines()
     if path.suffix != ".jsonl":
-        return [line for line in lines if line.strip()]
+        if not path.is_file():
+            raise DataError(f"{path}: corpus file not found")
+        return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     docs = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            docs.append(json.loads(line)["text"])
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise DataError(f"{path}:{n}: expected a JSON object with a 'text' field") from None
+    for n, rec in read_jsonl(path, kind="corpus file").records:
+        if not isinstance(rec.get("text"), str):
+            raise DataError(f"{path}:{n}: expected a JSON object with a 'text' field")
+        docs.append(rec["text"])
     return docs
 
 

@@ -14,7 +14,6 @@ micro-batch (`data.packing=false` forces this).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import torch
 from pydantic import Field
 
 from r1lab.config import StrictModel
+from r1lab.jsonl import read_jsonl
 from r1lab.errors import DataError
 from r1lab.train.config import TrainConfig
 from r1lab.train.lm_loss import causal_lm_loss, supports_packed_positions
@@ -55,19 +55,9 @@ class SFTConfig(StrictModel):
 
 
 def read_sft_records(path: str | Path) -> list[dict]:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: SFT data file not found")
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{n}: invalid JSON ({e.msg})") from None
-        if not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str) \
-                or not isinstance(rec.get("completion"), str):
+    for n, rec in read_jsonl(path, kind="SFT data file").records:
+        if not isinstance(rec.get("prompt"), str) or not isinstance(rec.get("completion"), str):
             raise DataError(f"{path}:{n}: expected string fields 'prompt' and 'completion'")
         out.append(rec)
     if not out:

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 from r1lab.data.records import canonical_split, make_record, split_of
 from r1lab.data.tasks.base import Task, register_task, split_gold
 from r1lab.errors import DataError
+from r1lab.jsonl import iter_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +90,7 @@ def _iter_rows(path: Path) -> Iterator[tuple[int, Any]]:
             raise DataError(f"{path}: cannot read Parquet: {str(e).splitlines()[0]}") from None
         yield from enumerate(rows, start=1)
         return
-    with path.open("r", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
+    yield from iter_jsonl(path)
 
 
 def _own_timeouts_safe() -> bool:
