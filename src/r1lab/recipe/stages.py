@@ -149,7 +149,7 @@ def _rejection(section_name: str, init_stage: str):
 
         out = ctx.stage_dir / "data.jsonl"
         section = linked(getattr(cfg, section_name), checkpoint=_ckpt(ctx, init_stage), out=str(out),
-                         seed=cfg.seed, **_task_links(cfg),
+                         seed=cfg.seed, progress=cfg.progress, **_task_links(cfg),
                          decontaminate=[{"path": str(ctx.artifact("data", "held_out"))}])
         result = sample(section)
         if not result.records:
@@ -176,9 +176,10 @@ def eval_stage(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
 
     e, rows, examples = cfg.eval, [], {}
     settings: dict[str, Any] = {}
-    for stage, label in EVALUATED:
-        if stage not in ctx.results:
-            continue
+    from tqdm.auto import tqdm
+
+    todo = [(stage, label) for stage, label in EVALUATED if stage in ctx.results]
+    for stage, label in tqdm(todo, desc="eval", unit="checkpoint", disable=not cfg.progress):
         res = evaluate(_ckpt(ctx, stage), cfg.task.spec, n=e.n, k=e.k, temperature=e.temperature, top_p=e.top_p,
                        max_new_tokens=e.max_new_tokens, template=cfg.task.template, split="test", size=e.size,
                        seed=cfg.task.seed, out_dir=ctx.stage_dir / stage, name=label)

@@ -62,6 +62,7 @@ class RejectionConfig(StrictModel):
     decontaminate: list[EvalSetSpec] = Field(default_factory=list, description="evaluation sets to remove overlap with")
     decontam_ngram: int = Field(8, ge=1)
     out: str = Field("runs/tiny/sample/data.jsonl", description="output SFT JSONL (a .summary.json goes next to it)")
+    progress: bool = Field(True, description="show a progress bar with ETA over prompt batches")
 
 
 @dataclass
@@ -135,7 +136,10 @@ def rejection_sample(cfg: RejectionConfig, sampler: Any, records: Sequence[dict]
     settings = sampling_settings(cfg)
     counts: dict[str, int] = {"prompts": len(records), "sampled": 0}
     kept: list[dict] = []
-    for b, start in enumerate(range(0, len(records), cfg.prompts_per_batch)):
+    from tqdm.auto import tqdm
+
+    starts = range(0, len(records), cfg.prompts_per_batch)
+    for b, start in enumerate(tqdm(starts, desc="sampling", unit="batch", disable=not cfg.progress)):
         batch = list(records[start:start + cfg.prompts_per_batch])
         rendered = [template.render(r["prompt"], tokenizer) for r in batch]
         params = SamplingParams(n=cfg.n, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
