@@ -11,20 +11,13 @@ import typer
 def _load_config(preset_or_dir: str):
     from r1lab.errors import ConfigError
     from r1lab.model.config import PRESETS, ModelConfig
-    from r1lab.model.hf import CONFIG_NAME, from_hf_config
+    from r1lab.model.hf import checkpoint_config
 
     path = Path(preset_or_dir)
     if preset_or_dir in PRESETS:
         return ModelConfig.from_preset(preset_or_dir), f"preset {preset_or_dir}"
     if path.is_dir():
-        cfg_file = path / CONFIG_NAME
-        if not cfg_file.is_file():
-            raise ConfigError(f"{cfg_file}: not found (expected a checkpoint directory)")
-        try:
-            raw = json.loads(cfg_file.read_text())
-        except ValueError as e:
-            raise ConfigError(f"{cfg_file}: invalid JSON ({e})") from None
-        return from_hf_config(raw, source=str(cfg_file)), str(path)
+        return checkpoint_config(path), str(path)
     raise ConfigError(f"{preset_or_dir!r}: neither a model preset ({', '.join(PRESETS)}) nor a checkpoint directory")
 
 

@@ -235,19 +235,30 @@ def _mtp_layers_present(tensors: dict[str, torch.Tensor], n_layers: int) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------- load/save
+def read_config_json(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """(path of config.json, its contents) of a checkpoint directory; one-line `CheckpointError` otherwise."""
+    cfg_file = Path(path) / CONFIG_NAME
+    if not cfg_file.is_file():
+        raise CheckpointError(f"{cfg_file}: not found (expected a Hugging Face/r1lab checkpoint directory)")
+    try:
+        return cfg_file, json.loads(cfg_file.read_text())
+    except ValueError as e:
+        raise CheckpointError(f"{cfg_file}: invalid JSON ({e})") from None
+
+
+def checkpoint_config(path: str | Path) -> ModelConfig:
+    """The `ModelConfig` of a Hugging Face or r1lab DeepSeek-V3 checkpoint directory."""
+    cfg_file, raw = read_config_json(path)
+    return from_hf_config(raw, source=str(cfg_file))
+
+
 def load_pretrained(path: str | Path, *, dtype: torch.dtype | None = None, device: str | torch.device = "cpu",
                     config_overrides: dict[str, Any] | None = None):
     """Build a `Transformer` from a Hugging Face or r1lab DeepSeek-V3 directory; bad checkpoints -> CheckpointError."""
     from r1lab.model.transformer import Transformer
 
     path = Path(path)
-    cfg_file = path / CONFIG_NAME
-    if not cfg_file.is_file():
-        raise CheckpointError(f"{cfg_file}: not found (expected a Hugging Face/r1lab checkpoint directory)")
-    try:
-        raw = json.loads(cfg_file.read_text())
-    except ValueError as e:
-        raise CheckpointError(f"{cfg_file}: invalid JSON ({e})") from None
+    cfg_file, raw = read_config_json(path)
     config = from_hf_config(raw, source=str(cfg_file))
     tensors = _read_tensors(path)
     if any(k.endswith(".weight_scale_inv") for k in tensors):
