@@ -119,7 +119,11 @@ def make_sampler(model: Any, tokenizer: Any = None, *, backend: str = "auto", ma
     faster on CPUs with bf16 instructions, logits no longer equal the fp32 forward).
     """
     if backend == "vllm":
+        from r1lab.engine.lora_merge import has_lora
         from r1lab.engine.vllm_backend import VLLMSampler
+
+        if has_lora(model):
+            raise ConfigError("engine backend 'vllm' does not support LoRA policies; use backend auto or hf")
 
         return VLLMSampler(model, tokenizer)
     if backend not in ("auto", "hf"):
@@ -132,7 +136,11 @@ def make_sampler(model: Any, tokenizer: Any = None, *, backend: str = "auto", ma
     from r1lab.engine.hf_generic import HFGenericRunner
 
     if backend == "auto" and hf_llama.supports(model):
-        runner = hf_llama.LlamaRunner(model, compute_dtype=compute_dtype)
+        from r1lab.engine.lora_merge import MergedLoraRunner, has_lora
+
+        # a peft-LoRA policy: the lean runner packs base + adapter weights merged (r1lab.engine.lora_merge)
+        runner_cls = MergedLoraRunner if has_lora(model) else hf_llama.LlamaRunner
+        runner = runner_cls(model, compute_dtype=compute_dtype)
     else:
         runner = HFGenericRunner(model)
     return Sampler(model, tokenizer, runner, max_batch_rows=max_batch_rows, threads=threads)

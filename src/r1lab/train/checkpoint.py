@@ -32,8 +32,14 @@ TRAINER_STATE = "trainer_state"
 
 
 def save_weights(model: nn.Module, directory: Path) -> None:
-    """HF layout through the model's own `save_pretrained` (r1lab and HF models), else one safetensors file."""
-    if hasattr(model, "save_pretrained"):
+    """HF layout through the model's own `save_pretrained` (r1lab and HF models), else one safetensors file.
+    A LoRA policy saves its merged weights as a plain HF model plus its adapter (r1lab.train.lora)."""
+    from r1lab.train.lora import has_lora, save_lora
+
+    if has_lora(model):
+        with _quiet_hf_progress():
+            save_lora(model, directory)
+    elif hasattr(model, "save_pretrained"):
         with _quiet_hf_progress():
             model.save_pretrained(str(directory))
     else:
@@ -59,7 +65,11 @@ def _quiet_hf_progress():
 
 def load_weights(model: nn.Module, directory: Path) -> None:
     """Load a checkpoint's weights into `model` in place (keeps the optimizer's parameter objects)."""
-    if hasattr(type(model), "from_pretrained") and hasattr(model, "save_pretrained"):
+    from r1lab.train.lora import has_lora, load_lora
+
+    if has_lora(model):  # only the adapter changed during training; the base came from init_from again
+        load_lora(model, directory)
+    elif hasattr(type(model), "from_pretrained") and hasattr(model, "save_pretrained"):
         with _quiet_hf_progress():
             loaded = type(model).from_pretrained(str(directory))
         missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)

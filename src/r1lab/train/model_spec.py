@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from r1lab.config import StrictModel
+from r1lab.train.lora import LoraSpec
 
 
 class ModelSpec(StrictModel):
@@ -15,15 +16,27 @@ class ModelSpec(StrictModel):
     preset: str = Field("tiny", description="r1lab ModelConfig preset for fresh weights")
     overrides: dict[str, Any] = Field(default_factory=dict, description="ModelConfig fields to override")
     init_from: str | None = Field(None, description="checkpoint dir or source name to load instead")
+    lora: LoraSpec | None = Field(None, description="train peft LoRA adapters instead of all weights (HF models)")
+
+    @model_validator(mode="after")
+    def _lora_needs_hf(self) -> "ModelSpec":
+        if self.lora is not None and self.init_from is None:
+            raise ValueError("lora: LoRA adapts a pretrained HF model; set model.init_from (fresh r1lab "
+                             "presets train all their weights)")
+        return self
 
 
 def build_model(spec: ModelSpec, tokenizer: Any = None) -> tuple[Any, Any]:
     """(model in train mode, tokenizer); a fresh preset model takes its vocabulary and special ids from
-    the tokenizer when one is given."""
+    the tokenizer when one is given. With `spec.lora` only the injected adapters are trainable."""
     if spec.init_from is not None:
         from r1lab.sources import load_model
 
         model, loaded_tok = load_model(spec.init_from)
+        if spec.lora is not None:
+            from r1lab.train.lora import apply_lora
+
+            apply_lora(model, spec.lora)
         model.train()
         return model, tokenizer if tokenizer is not None else loaded_tok
     from r1lab.model import ModelConfig, Transformer

@@ -12,6 +12,9 @@ local loss (`policy_loss` with local normalisers) weighted by its count in the a
 (tokens for token_mean, sequences for seq_mean / constant), which sums to the step batch's global loss for
 any micro-batch split. Metric names follow TRL (`reward`, `rewards/<fn>/mean`, `frac_reward_zero_std`,
 `clip_ratio/low_mean`, `kl`, `entropy`, `completions/mean_length`, `completions/clipped_ratio`, ...).
+
+With `model.lora` (r1lab.train.lora) only peft adapters train, and the reference is the policy itself with its
+adapters switched off rather than a frozen copy.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from r1lab.dist import gather_objects, shard_list, shard_range
 from r1lab.dist import rank as dist_rank
 from r1lab.errors import R1labError
 from r1lab.train.config import TrainConfig
+from r1lab.train.lora import adapters_disabled, apply_lora, has_lora
 from r1lab.train.loop import TrainResult, train
 from r1lab.train.model_spec import ModelSpec, build_model
 from r1lab.train.rl_forward import completion_logprobs
@@ -141,6 +145,8 @@ class RLStage:
         self.reference = reference if self.obj.needs_reference else None
         if self.obj.needs_reference and reference is None:
             raise ValueError("this objective needs a reference model (beta != 0)")
+        if self.reference is model and not has_lora(model):
+            raise ValueError("the policy can be its own reference only as a LoRA policy (adapters switched off)")
         self.critic = critic if self.obj.uses_critic else None
         if self.obj.uses_critic and critic is None:
             raise ValueError("advantage='gae' needs a critic (r1lab.train.ppo.ValueModel)")
@@ -205,6 +211,13 @@ class RLStage:
         finally:
             module.train(was)
 
+    def _reference_logprobs(self, buffer: dict) -> torch.Tensor:
+        if self.reference is self.model:  # a LoRA policy's reference is its base: the adapters off, no copy
+            with adapters_disabled(self.model):
+                return self._logprobs(self.model, buffer)
+        self.reference.to(self._device())
+        return self._logprobs(self.reference, buffer)
+
     def _rollout(self, cycle: int) -> None:
         t0 = time.perf_counter()
         stats: dict[str, float] = {}
@@ -242,8 +255,7 @@ class RLStage:
             live = valid > 0
             stats["logprob_mismatch/mean"] = float((buffer["old_logp"] - buffer["sampler_logp"])[live].abs().mean())
         if self.reference is not None:
-            self.reference.to(self._device())
-            buffer["ref_logp"] = self._logprobs(self.reference, buffer)
+            buffer["ref_logp"] = self._reference_logprobs(buffer)
             if self.obj.kl_placement == "reward":  # KL is not in the loss metrics then: report it here
                 live = buffer["comp_mask"] > 0
                 kl = kl_estimate(buffer["old_logp"], buffer["ref_logp"], "k3")
@@ -384,6 +396,8 @@ def rl(cfg: RLConfig, *, model: Any = None, tokenizer: Any = None, records: Sequ
         tokenizer = load_tokenizer(cfg.tokenizer)
     if model is None:
         model, tokenizer = build_model(cfg.model, tokenizer)
+    if cfg.model.lora is not None and not has_lora(model):  # a model passed in without its adapters yet
+        apply_lora(model, cfg.model.lora)
     if records is None:
         from r1lab.data import load_task
 
@@ -394,6 +408,8 @@ def rl(cfg: RLConfig, *, model: Any = None, tokenizer: Any = None, records: Sequ
             from r1lab.sources import load_model
 
             reference = freeze(load_model(cfg.reference)[0])
+        elif has_lora(model):  # the base model: the policy itself with its adapters off (RLStage)
+            reference = model
         else:
             reference = frozen_copy(model)
     critic = None
