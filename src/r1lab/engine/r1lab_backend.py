@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from r1lab.engine.r1lab_step import forward as step_forward
 from r1lab.engine.sampler import Sampler
 
 
@@ -21,6 +22,7 @@ from r1lab.engine.sampler import Sampler
 class R1labState:
     cache: Any  # r1lab.model.MLACache
     next_pos: torch.Tensor  # [B] position the row's next token is written to
+    span: int  # host-side bound: every next_pos is below it (no device sync to size the attention)
 
     @property
     def batch_size(self) -> int:
@@ -71,7 +73,7 @@ class R1labRunner:
         out = self.model(ids, positions=positions, cache=cache, key_mask=key_mask, return_hidden=True)
         last = (lengths - 1)[:, None, None]
         logits = out.logits.gather(1, last.expand(-1, 1, out.logits.shape[-1])).squeeze(1)  # [P, V]
-        state = R1labState(cache, lengths.clone())
+        state = R1labState(cache, lengths.clone(), ids.shape[1] + 1)
         return Prefill(state, logits, out.hidden, ids, positions, key_mask, lengths)
 
     def prefill(self, prompts: list[list[int]], max_len: int) -> tuple[R1labState, torch.Tensor]:
@@ -81,18 +83,19 @@ class R1labRunner:
     def repeat(self, state: R1labState, n: int) -> R1labState:
         if n == 1:
             return state
-        return R1labState(state.cache.repeat_interleave(n), state.next_pos.repeat_interleave(n))
+        return R1labState(state.cache.repeat_interleave(n), state.next_pos.repeat_interleave(n), state.span)
 
     def select(self, state: R1labState, rows: torch.Tensor) -> R1labState:
         rows = rows.to(state.next_pos.device)
-        return R1labState(state.cache.select(rows), state.next_pos[rows])
+        return R1labState(state.cache.select(rows), state.next_pos[rows], state.span)
 
     def decode(self, state: R1labState, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens [B] -> next-token logits [B, V]"""
+        """tokens [B] -> next-token logits [B, V] (lean cached step, see r1lab_step)"""
         positions = state.next_pos[:, None]
-        out = self.model(tokens[:, None].to(positions.device), positions=positions, cache=state.cache)
+        logits, _ = step_forward(self.model, tokens[:, None].to(positions.device), positions, state.cache, state.span)
         state.next_pos = state.next_pos + 1
-        return out.logits[:, -1]
+        state.span += 1
+        return logits[:, -1]
 
 
 class R1labSampler(Sampler):

@@ -23,6 +23,7 @@ import torch
 
 from r1lab.engine.loop import RowBuffers, TokenCallback, finished_rows
 from r1lab.engine.params import Completion, SamplingParams
+from r1lab.engine.r1lab_step import forward as step_forward, mtp_last
 from r1lab.engine.randomness import row_uniforms
 from r1lab.engine.sampling import model_logprobs, policy_logprobs, sample_from_probs, sample_tokens
 from r1lab.engine.stopping import StopCriteria
@@ -80,7 +81,11 @@ class _Rows:
 @torch.inference_mode()
 def run_chunk_speculative(runner: Any, prompts: list[list[int]], prompt_indices: list[int], params: SamplingParams,
                           stop: StopCriteria, on_tokens: TokenCallback | None = None):
-    """Like `loop.run_chunk`, with MTP drafts. -> (completions, {"drafts": int, "accepted": int})"""
+    """Like `loop.run_chunk`, with MTP drafts. -> (completions, {"drafts": int, "accepted": int})
+
+    Steps run through `r1lab_step` (one RoPE/bias build per call, host-side cache span `span`: every position
+    written so far is below it; rows advance at most two positions per iteration).
+    """
     model = runner.model
     n, steps = params.n, params.max_new_tokens
     keys = [(p, j) for p in prompt_indices for j in range(n)]
@@ -89,12 +94,14 @@ def run_chunk_speculative(runner: Any, prompts: list[list[int]], prompt_indices:
     stats = {"drafts": 0, "accepted": 0}
 
     def emit(rows: torch.Tensor, tokens, lp, plp) -> torch.Tensor:
-        buffers.append(rows, tokens.cpu(), lp.cpu(), plp.cpu())
+        host_tokens = tokens.cpu()
+        buffers.append(rows, host_tokens, lp.cpu(), plp.cpu())
         if on_tokens is not None:
-            on_tokens([prompt_indices[r // n] * n + r % n for r in rows.tolist()], tokens.tolist())
-        return finished_rows(stop, buffers, rows, tokens.cpu(), params)
+            on_tokens([prompt_indices[r // n] * n + r % n for r in rows.tolist()], host_tokens.tolist())
+        return finished_rows(stop, buffers, rows, host_tokens, params)
 
-    pre = runner.prefill_full(prompts, int(max(len(p) for p in prompts)) + steps + 2)
+    span = max(len(p) for p in prompts)
+    pre = runner.prefill_full(prompts, span + steps + 2)
     cache = pre.state.cache.repeat_interleave(n) if n > 1 else pre.state.cache
     rep = (lambda t: t.repeat_interleave(n, dim=0)) if n > 1 else (lambda t: t)
     ids, hidden, positions, lengths = rep(pre.ids), rep(pre.hidden), rep(pre.positions), rep(pre.lengths)
@@ -111,50 +118,47 @@ def run_chunk_speculative(runner: Any, prompts: list[list[int]], prompt_indices:
     rows = _Rows(alive=alive, x=x.to(ids.device), pos=lengths.clone(),
                  q_logits=mtp_logits[row_range, lengths - 1])
 
-    while True:
-        if done.all():
-            break
+    while not done.all():
         if done.any():
             keep = (~done).nonzero().squeeze(-1)
             cache = cache.select(keep.to(ids.device))
             rows.select(keep)
         B = rows.alive.shape[0]
         at = buffers.lengths[rows.alive]  # completion index of the drafted token
-        u = uniforms[rows.alive]
-        u_at = u[torch.arange(B), at].to(ids.device)  # [B, 3]
+        u_at = uniforms[rows.alive, at].to(ids.device)  # [B, 3]
+        u_bonus = uniforms[rows.alive, at + 1, RESAMPLE].to(ids.device)  # [B]
         d, q = draft_tokens(rows.q_logits, params, u_at[:, DRAFT])
         pos2 = torch.stack([rows.pos, rows.pos + 1], dim=1)
-        out = model(torch.stack([rows.x, d], dim=1), positions=pos2, cache=cache, return_hidden=True)
-        accepted, tok1, lp1, plp1 = verify(out.logits[:, 0], d, q, params, u_at[:, ACCEPT], u_at[:, RESAMPLE])
+        logits, h = step_forward(model, torch.stack([rows.x, d], dim=1), pos2, cache, span + 2)  # [B,2,V], [B,2,D]
+        span += 2
+        accepted, tok1, lp1, plp1 = verify(logits[:, 0], d, q, params, u_at[:, ACCEPT], u_at[:, RESAMPLE])
+        bonus, lpb, plpb = sample_tokens(logits[:, 1], params, u_bonus)  # used where the draft was accepted
+        host_accepted = accepted.cpu()
         stats["drafts"] += B
-        stats["accepted"] += int(accepted.sum())
+        stats["accepted"] += int(host_accepted.sum())
         done = emit(rows.alive, tok1, lp1, plp1)
-
-        bonus_rows = (accepted.cpu() & ~done).nonzero().squeeze(-1)
-        bonus = tok1.clone()
+        bonus_rows = (host_accepted & ~done).nonzero().squeeze(-1)
         if len(bonus_rows):
-            u_next = u[bonus_rows, at[bonus_rows] + 1, RESAMPLE].to(ids.device)
-            b, lpb, plpb = sample_tokens(out.logits[bonus_rows.to(d.device), 1], params, u_next)
-            bonus[bonus_rows.to(d.device)] = b
-            done[bonus_rows] |= emit(rows.alive[bonus_rows], b, lpb, plpb)
+            on = bonus_rows.to(ids.device)
+            done[bonus_rows] |= emit(rows.alive[bonus_rows], bonus[on], lpb[on], plpb[on])
 
+        # The MTP module's next slots: (p, p+1) with tokens (d, bonus) after an accept, else slot p twice.
         acc = accepted[:, None]
-        h = out.hidden  # [B, 2, D]
         mtp_hidden = torch.where(acc[..., None], h, h[:, :1].expand_as(h))
         mtp_ids = torch.where(acc, torch.stack([d, bonus], dim=1), tok1[:, None].expand(-1, 2))
         mtp_pos = torch.where(acc, pos2, rows.pos[:, None].expand(-1, 2))
         rows.x = torch.where(accepted, bonus, tok1)
-        rows.pos = torch.where(accepted, rows.pos + 2, rows.pos + 1)
+        rows.pos = rows.pos + 1 + accepted.long()
         if done.all():
             break
-        live = (~done).nonzero().squeeze(-1).to(d.device)
-        if len(live) < B:  # run the MTP module only for rows that continue
-            cache = cache.select(live)
+        if done.any():  # run the MTP module only for rows that continue
+            live = (~done).nonzero().squeeze(-1)
+            cache = cache.select(live.to(ids.device))
             rows.select(live)
-            mtp_hidden, mtp_ids, mtp_pos = mtp_hidden[live], mtp_ids[live], mtp_pos[live]
+            on = live.to(ids.device)
+            mtp_hidden, mtp_ids, mtp_pos = mtp_hidden[on], mtp_ids[on], mtp_pos[on]
             done = torch.zeros(len(live), dtype=torch.bool)
-        mtp_logits, _ = model.mtp_forward(mtp_hidden, mtp_ids, positions=mtp_pos, cache=cache)
-        rows.q_logits = mtp_logits[:, 1]
+        rows.q_logits = mtp_last(model, mtp_hidden, mtp_ids, mtp_pos, cache, span)
 
     completions: list[list[Completion]] = [
         [buffers.completion(i * n + j, prompts[i], stop) for j in range(n)] for i in range(len(prompts))
