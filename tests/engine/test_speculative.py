@@ -100,3 +100,24 @@ def test_speculative_respects_stop_tokens_and_length_limits():
     for a, b in itertools.chain(zip(plain, spec), zip(plain2, spec2)):
         assert a[0].token_ids == b[0].token_ids and a[0].finish_reason == b[0].finish_reason
         assert len(b[0].token_ids) <= 7 and len(b[0].logprobs) == len(b[0].token_ids)
+
+
+def test_streaming_and_stop_strings_take_the_per_token_path_with_the_same_output():
+    """Streaming and stop strings emit the two tokens of an iteration one at a time; the result is the same."""
+    from engine_fixtures import char_tokenizer
+
+    model = tiny_r1lab()
+    sampler = make_sampler(model, char_tokenizer())
+    params = dict(temperature=1.0, max_new_tokens=12, n=2, seed=3, speculative=True)
+    fast = sampler.generate(PROMPTS, SamplingParams(**params))
+    streamed: dict[int, list[int]] = {}
+    slow = sampler.generate(PROMPTS, SamplingParams(**params),
+                            on_tokens=lambda rows, toks: [streamed.setdefault(r, []).append(t) for r, t in zip(rows, toks)])
+    assert [[c.token_ids for c in g] for g in slow] == [[c.token_ids for c in g] for g in fast]
+    assert [streamed[i * 2 + j] for i in range(len(PROMPTS)) for j in range(2)] == [c.token_ids for g in fast for c in g]
+    greedy = dict(temperature=0, max_new_tokens=12)
+    stop = sampler.generate(PROMPTS[1:2], SamplingParams(**greedy))[0][0].text[2:4]  # seen after a few tokens
+    plain = sampler.generate(PROMPTS, SamplingParams(stop=[stop], speculative=False, **greedy))
+    spec = sampler.generate(PROMPTS, SamplingParams(stop=[stop], speculative=True, **greedy))
+    assert plain[1][0].finish_reason == "stop" and plain[1][0].text.endswith(stop)
+    assert [(g[0].token_ids, g[0].finish_reason) for g in spec] == [(g[0].token_ids, g[0].finish_reason) for g in plain]

@@ -41,29 +41,31 @@ def draft_tokens(logits: torch.Tensor, params: SamplingParams, u: torch.Tensor):
 
 
 def verify(logits: torch.Tensor, drafts: torch.Tensor, q: torch.Tensor | None, params: SamplingParams,
-           u_accept: torch.Tensor, u_resample: torch.Tensor):
-    """Speculative acceptance of `drafts` under the main model's `logits` [B, V].
+           u_accept: torch.Tensor, u_first: torch.Tensor, u_bonus: torch.Tensor):
+    """Speculative acceptance of `drafts` under the main model's `logits [B, 2, V]` (P1 at the draft's position,
+    P2 after it), plus the bonus draw from P2, in one pass over both positions.
 
-    -> accepted [B] bool, emitted token [B] (the draft if accepted, else the residual draw),
-       its model log-prob [B] and policy log-prob [B].
+    -> accepted [B] bool, tokens [B, 2] (first: the draft if accepted, else the residual draw; second: the bonus
+       token, meaningful only where accepted), their model log-probs [B, 2] and policy log-probs [B, 2].
     """
-    model_lp = model_logprobs(logits, params.temperature)
+    model_lp = model_logprobs(logits, params.temperature)  # [B, 2, V]
     if params.greedy:
-        target = model_lp.argmax(-1)
-        accepted = target == drafts
-        lp = model_lp.gather(-1, target[:, None]).squeeze(-1)
-        return accepted, target, lp, torch.zeros_like(lp)
+        tokens = model_lp.argmax(-1)
+        lp = model_lp.gather(-1, tokens[..., None]).squeeze(-1)
+        return tokens[:, 0] == drafts, tokens, lp, torch.zeros_like(lp)
     policy_lp = policy_logprobs(model_lp, params)
     p = policy_lp.exp()
-    p_d = p.gather(-1, drafts[:, None]).squeeze(-1)
+    p1 = p[:, 0]
+    p_d = p1.gather(-1, drafts[:, None]).squeeze(-1)
     q_d = q.gather(-1, drafts[:, None]).squeeze(-1)
     accepted = u_accept.to(p.dtype) * q_d < p_d
-    residual = (p - q).clamp(min=0)
+    residual = (p1 - q).clamp(min=0)
     empty = residual.sum(-1, keepdim=True) <= 0  # P == Q: every draft is accepted anyway
-    residual = torch.where(empty, p, residual)
-    tokens = torch.where(accepted, drafts, sample_from_probs(residual, u_resample))
-    lp = model_lp.gather(-1, tokens[:, None]).squeeze(-1)
-    plp = policy_lp.gather(-1, tokens[:, None]).squeeze(-1)
+    residual = torch.where(empty, p1, residual)
+    draws = sample_from_probs(torch.stack([residual, p[:, 1]], dim=1), torch.stack([u_first, u_bonus], dim=1))
+    tokens = torch.stack([torch.where(accepted, drafts, draws[:, 0]), draws[:, 1]], dim=1)
+    lp = model_lp.gather(-1, tokens[..., None]).squeeze(-1)
+    plp = lp if policy_lp is model_lp else policy_lp.gather(-1, tokens[..., None]).squeeze(-1)
     return accepted, tokens, lp, plp
 
 
@@ -100,6 +102,30 @@ def run_chunk_speculative(runner: Any, prompts: list[list[int]], prompt_indices:
             on_tokens([prompt_indices[r // n] * n + r % n for r in rows.tolist()], host_tokens.tolist())
         return finished_rows(stop, buffers, rows, host_tokens, params)
 
+    def emit_pair(rows: torch.Tensor, tokens, lp, plp, accepted: torch.Tensor) -> torch.Tensor:
+        """Emit tokens[:, 0] for every row and tokens[:, 1] where the draft was accepted and the row goes on."""
+        if params.stop or on_tokens is not None:  # per-token checks on decoded text / streaming: one at a time
+            done = emit(rows, tokens[:, 0], lp[:, 0], plp[:, 0])
+            second = (accepted & ~done).nonzero().squeeze(-1)
+            if len(second):
+                on = second.to(tokens.device)
+                done[second] |= emit(rows[second], tokens[on, 1], lp[on, 1], plp[on, 1])
+            return done
+        tokens, lp, plp = tokens.cpu(), lp.cpu(), plp.cpu()
+        at = buffers.lengths[rows]
+        hit = stop.token_hit(tokens)  # [B, 2]
+        second = accepted & ~hit[:, 0] & (at + 1 < steps)
+        both = second[:, None]
+        cols = torch.where(both, at[:, None] + torch.arange(2), at[:, None])  # a skipped second token rewrites the first
+        buffers.tokens[rows[:, None], cols] = torch.where(both, tokens, tokens[:, :1])
+        buffers.logprobs[rows[:, None], cols] = torch.where(both, lp, lp[:, :1]).float()
+        buffers.policy_logprobs[rows[:, None], cols] = torch.where(both, plp, plp[:, :1]).float()
+        buffers.lengths[rows] = at + 1 + second.long()
+        stopped = hit[:, 0] | (second & hit[:, 1])
+        for row in rows[stopped].tolist():
+            buffers.finish[row] = "stop"
+        return stopped | (buffers.lengths[rows] >= steps)
+
     span = max(len(p) for p in prompts)
     pre = runner.prefill_full(prompts, span + steps + 2)
     cache = pre.state.cache.repeat_interleave(n) if n > 1 else pre.state.cache
@@ -131,23 +157,18 @@ def run_chunk_speculative(runner: Any, prompts: list[list[int]], prompt_indices:
         pos2 = torch.stack([rows.pos, rows.pos + 1], dim=1)
         logits, h = step_forward(model, torch.stack([rows.x, d], dim=1), pos2, cache, span + 2)  # [B,2,V], [B,2,D]
         span += 2
-        accepted, tok1, lp1, plp1 = verify(logits[:, 0], d, q, params, u_at[:, ACCEPT], u_at[:, RESAMPLE])
-        bonus, lpb, plpb = sample_tokens(logits[:, 1], params, u_bonus)  # used where the draft was accepted
+        accepted, tokens, lp, plp = verify(logits, d, q, params, u_at[:, ACCEPT], u_at[:, RESAMPLE], u_bonus)
         host_accepted = accepted.cpu()
         stats["drafts"] += B
         stats["accepted"] += int(host_accepted.sum())
-        done = emit(rows.alive, tok1, lp1, plp1)
-        bonus_rows = (host_accepted & ~done).nonzero().squeeze(-1)
-        if len(bonus_rows):
-            on = bonus_rows.to(ids.device)
-            done[bonus_rows] |= emit(rows.alive[bonus_rows], bonus[on], lpb[on], plpb[on])
+        done = emit_pair(rows.alive, tokens, lp, plp, host_accepted)
 
         # The MTP module's next slots: (p, p+1) with tokens (d, bonus) after an accept, else slot p twice.
         acc = accepted[:, None]
-        mtp_hidden = torch.where(acc[..., None], h, h[:, :1].expand_as(h))
-        mtp_ids = torch.where(acc, torch.stack([d, bonus], dim=1), tok1[:, None].expand(-1, 2))
-        mtp_pos = torch.where(acc, pos2, rows.pos[:, None].expand(-1, 2))
-        rows.x = torch.where(accepted, bonus, tok1)
+        mtp_hidden = torch.where(acc[..., None], h, h[:, :1])
+        mtp_ids = torch.where(acc, tokens, tokens[:, :1])
+        mtp_pos = torch.where(acc, pos2, pos2[:, :1])
+        rows.x = mtp_ids[:, 1]  # bonus after an accept, else the residual draw
         rows.pos = rows.pos + 1 + accepted.long()
         if done.all():
             break
