@@ -78,3 +78,39 @@ def test_seeded_determinism_and_moe_counts_untouched(model):
     b = make_sampler(model, None).generate(PROMPTS, params)
     assert [[c.token_ids for c in g] for g in a] == [[c.token_ids for c in g] for g in b]
     assert counts == [0.0] * len(counts)  # sampling does not feed the balance-bias statistics
+
+
+def test_lean_two_token_step_and_mtp_draft_equal_the_model():
+    """r1lab_step (decode/verify steps of plain and speculative decoding) against the model's own forwards:
+    logits and hidden of a 2-token step at each row's own positions equal a full forward over prompt + 2 tokens;
+    the MTP draft logits equal `mtp_forward` over the whole sequence at the last position."""
+    from r1lab.engine import r1lab_step
+
+    model = tiny_r1lab()  # with an MTP module
+    runner = R1labRunner(model)
+    new = torch.tensor([[20, 21], [22, 23], [24, 25]])
+    with torch.inference_mode():
+        pre = runner.prefill_full(PROMPTS, 16)
+        pos = pre.lengths[:, None] + torch.arange(2)  # [3, 2]
+        inputs = r1lab_step.step_inputs(model, pre.state.cache, pos, pre.state.span + 1)
+        logits, hidden = r1lab_step.forward(model, new, inputs, pre.state.cache)
+        for i, p in enumerate(PROMPTS):
+            full = model(torch.tensor([p + new[i].tolist()]), return_hidden=True)
+            torch.testing.assert_close(logits[i], full.logits[0, -2:], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(hidden[i], full.hidden[0, -2:], atol=1e-5, rtol=1e-5)
+        # MTP over (h at the two new positions, the tokens after them); earlier MTP slots filled from the prompt
+        after = torch.tensor([[26], [27], [28]])
+        ids = torch.cat([pre.ids, torch.zeros(3, 2, dtype=torch.long)], dim=1)
+        seqs = [p + new[i].tolist() + after[i].tolist() for i, p in enumerate(PROMPTS)]
+        for i, s in enumerate(seqs):
+            ids[i, : len(s) - 1] = torch.tensor(s[1:])  # token after each position
+        model.mtp_forward(pre.hidden, ids[:, : pre.hidden.shape[1]], positions=pre.positions, cache=pre.state.cache)
+        both = inputs.pick(torch.ones(3, dtype=torch.bool), model.config.n_heads)  # the last query's bias only
+        next_ids = torch.cat([new[:, 1:], after], dim=1)
+        drafts = [r1lab_step.mtp_last(model, hidden, next_ids, both, pre.state.cache),
+                  r1lab_step.mtp_last(model, hidden, next_ids, both, pre.state.cache, r1lab_step.normed_embeddings(model))]
+        for i, s in enumerate(seqs):
+            full = model(torch.tensor([s[:-1]]), return_hidden=True)
+            ref, _ = model.mtp_forward(full.hidden, torch.tensor([s[1:]]))
+            for draft in drafts:
+                torch.testing.assert_close(draft[i], ref[0, -1], atol=1e-5, rtol=1e-5)

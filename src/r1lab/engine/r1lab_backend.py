@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from r1lab.engine.r1lab_step import forward as step_forward
+from r1lab.engine.r1lab_step import forward as step_forward, step_inputs
 from r1lab.engine.sampler import Sampler
 
 
@@ -92,7 +92,8 @@ class R1labRunner:
     def decode(self, state: R1labState, tokens: torch.Tensor) -> torch.Tensor:
         """tokens [B] -> next-token logits [B, V] (lean cached step, see r1lab_step)"""
         positions = state.next_pos[:, None]
-        logits, _ = step_forward(self.model, tokens[:, None].to(positions.device), positions, state.cache, state.span)
+        inputs = step_inputs(self.model, state.cache, positions, state.span)
+        logits, _ = step_forward(self.model, tokens[:, None].to(positions.device), inputs, state.cache)
         state.next_pos = state.next_pos + 1
         state.span += 1
         return logits[:, -1]

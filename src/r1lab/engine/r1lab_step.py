@@ -8,7 +8,8 @@ position are masked anyway), and attention is two batched matmuls over the compr
 the model's absorbed MLA (same modules, weights and softmax scale); tests compare the logits.
 
 `mtp_last` runs the MTP module on several positions but computes queries, attention output and FFN only for the
-last one: the earlier positions need just their cache entry (latent and rope key), not an output.
+last one: the earlier positions need just their cache entry (latent and rope key), not an output. Its inputs can be
+rows picked from the verify step's (`StepInputs.last_query`), and its embedding norm can be a precomputed table.
 """
 
 from __future__ import annotations
@@ -30,7 +31,19 @@ class StepInputs:
     positions: torch.Tensor  # [B, S] slots written and RoPE positions
     cos: torch.Tensor  # [B, S, R/2]
     sin: torch.Tensor
-    bias: torch.Tensor  # [B, S*H, T] additive attention bias: 0 visible, -inf hidden (query-major, then head)
+    bias: torch.Tensor  # [B, s*H, T] additive bias of the last s queries (s = S or 1): 0 visible, -inf hidden
+
+    def pick(self, second: torch.Tensor, n_heads: int) -> "StepInputs":
+        """Inputs of a 2-position step repeating position 0 where `second [B]` is False: per row either both
+        positions, or position 0 twice; the bias is the last query's only (for `query_from=1`)."""
+        two = second[:, None]
+        bias = torch.where(two[..., None], self.bias[:, n_heads:], self.bias[:, :n_heads])
+        return StepInputs(torch.where(two, self.positions, self.positions[:, :1]),
+                          torch.where(two[..., None], self.cos, self.cos[:, :1]),
+                          torch.where(two[..., None], self.sin, self.sin[:, :1]), bias)
+
+    def select(self, rows: torch.Tensor) -> "StepInputs":
+        return StepInputs(self.positions[rows], self.cos[rows], self.sin[rows], self.bias[rows])
 
 
 def step_inputs(model: Any, cache: Any, positions: torch.Tensor, span: int) -> StepInputs:
@@ -66,7 +79,7 @@ def attention(attn: Any, x: torch.Tensor, inputs: StepInputs, cache: Any, query_
     q_abs = torch.einsum("bshd,hdc->bshc", q_nope, w_uk.to(q_nope.dtype))
     q = torch.cat([q_abs, q_pe], dim=-1).reshape(B, s * H, -1)  # [B, s*H, C+R]
     k = torch.cat([latent_all, k_pe_all], dim=-1).to(q.dtype)  # [B, T, C+R]
-    bias = inputs.bias[:, query_from * H:]
+    bias = inputs.bias[:, -s * H:]
     scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=attn.scale)  # [B, s*H, T]
     o_lat = torch.bmm(scores.softmax(-1), latent_all.to(q.dtype)).view(B, s, H, -1)  # [B, s, H, C]
     o = torch.einsum("bshc,hvc->bshv", o_lat, w_uv.to(o_lat.dtype))
@@ -81,21 +94,28 @@ def block(layer: Any, x: torch.Tensor, inputs: StepInputs, cache: Any, query_fro
     return x + out
 
 
-def forward(model: Any, ids: torch.Tensor, positions: torch.Tensor, cache: Any, span: int):
-    """Main model on `ids [B, S]` at `positions [B, S]`. -> logits [B, S, V], hidden [B, S, D] (before the norm)."""
-    inputs = step_inputs(model, cache, positions, span)
+def forward(model: Any, ids: torch.Tensor, inputs: StepInputs, cache: Any):
+    """Main model on `ids [B, S]` at `inputs.positions`. -> logits [B, S, V], hidden [B, S, D] (before the norm)."""
     x = model.model.embed_tokens(ids)
     for layer in model.main_layers:
         x = block(layer, x, inputs, cache)
     return model.lm_head(model.model.norm(x)), x
 
 
-def mtp_last(model: Any, hidden: torch.Tensor, next_ids: torch.Tensor, positions: torch.Tensor, cache: Any,
-             span: int) -> torch.Tensor:
-    """MTP depth 1 over states `hidden [B, S, D]` and the tokens after them `next_ids [B, S]` at `positions`;
-    writes all S slots of its cache layer. -> logits [B, V] for the token after `next_ids[:, -1]`."""
+def normed_embeddings(model: Any) -> torch.Tensor:
+    """`[V, D]` the MTP module's `enorm` applied to every embedding row (a lookup then replaces the norm)."""
+    return model.mtp_layers[0].enorm(model.model.embed_tokens.weight)
+
+
+def mtp_last(model: Any, hidden: torch.Tensor, next_ids: torch.Tensor, inputs: StepInputs, cache: Any,
+             enormed: torch.Tensor | None = None) -> torch.Tensor:
+    """MTP depth 1 over states `hidden [B, S, D]` and the tokens after them `next_ids [B, S]` at `inputs.positions`;
+    writes all S slots of its cache layer (the main model's step marked them valid). `enormed`: `normed_embeddings`.
+    -> logits [B, V] for the token after `next_ids[:, -1]`."""
     layer = model.mtp_layers[0]
-    inputs = step_inputs(model, cache, positions, span)
-    x = layer.combine(model.model.embed_tokens(next_ids), hidden)
+    if enormed is None:
+        x = layer.combine(model.model.embed_tokens(next_ids), hidden)
+    else:  # MTPLayer.combine with the embedding norm looked up
+        x = layer.eh_proj(torch.cat([enormed[next_ids], layer.hnorm(hidden)], dim=-1))
     h = block(layer, x, inputs, cache, query_from=x.shape[1] - 1)
     return model.lm_head(layer.shared_head.norm(h))[:, -1]

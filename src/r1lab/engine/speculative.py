@@ -23,7 +23,7 @@ import torch
 
 from r1lab.engine.loop import RowBuffers, TokenCallback, finished_rows
 from r1lab.engine.params import Completion, SamplingParams
-from r1lab.engine.r1lab_step import forward as step_forward, mtp_last
+from r1lab.engine.r1lab_step import forward as step_forward, mtp_last, normed_embeddings, step_inputs
 from r1lab.engine.randomness import row_uniforms
 from r1lab.engine.sampling import model_logprobs, policy_logprobs, sample_from_probs, sample_tokens
 from r1lab.engine.stopping import StopCriteria
@@ -85,8 +85,9 @@ def run_chunk_speculative(runner: Any, prompts: list[list[int]], prompt_indices:
                           stop: StopCriteria, on_tokens: TokenCallback | None = None):
     """Like `loop.run_chunk`, with MTP drafts. -> (completions, {"drafts": int, "accepted": int})
 
-    Steps run through `r1lab_step` (one RoPE/bias build per call, host-side cache span `span`: every position
-    written so far is below it; rows advance at most two positions per iteration).
+    Steps run through `r1lab_step` (one RoPE/bias build per verify step, reused by the MTP pass; host-side cache
+    span `span`: every position written so far is below it; rows advance at most two positions per iteration).
+    When every remaining row needs exactly one more token, the draft would be wasted: a plain 1-token step ends.
     """
     model = runner.model
     n, steps = params.n, params.max_new_tokens
@@ -144,6 +145,8 @@ def run_chunk_speculative(runner: Any, prompts: list[list[int]], prompt_indices:
     rows = _Rows(alive=alive, x=x.to(ids.device), pos=lengths.clone(),
                  q_logits=mtp_logits[row_range, lengths - 1])
 
+    enormed = normed_embeddings(model)  # [V, D], looked up by every MTP pass
+    H = model.config.n_heads
     while not done.all():
         if done.any():
             keep = (~done).nonzero().squeeze(-1)
@@ -154,9 +157,9 @@ def run_chunk_speculative(runner: Any, prompts: list[list[int]], prompt_indices:
         u_at = uniforms[rows.alive, at].to(ids.device)  # [B, 3]
         u_bonus = uniforms[rows.alive, at + 1, RESAMPLE].to(ids.device)  # [B]
         d, q = draft_tokens(rows.q_logits, params, u_at[:, DRAFT])
-        pos2 = torch.stack([rows.pos, rows.pos + 1], dim=1)
-        logits, h = step_forward(model, torch.stack([rows.x, d], dim=1), pos2, cache, span + 2)  # [B,2,V], [B,2,D]
+        inputs = step_inputs(model, cache, torch.stack([rows.pos, rows.pos + 1], dim=1), span + 2)
         span += 2
+        logits, h = step_forward(model, torch.stack([rows.x, d], dim=1), inputs, cache)  # [B,2,V], [B,2,D]
         accepted, tokens, lp, plp = verify(logits, d, q, params, u_at[:, ACCEPT], u_at[:, RESAMPLE], u_bonus)
         host_accepted = accepted.cpu()
         stats["drafts"] += B
@@ -167,19 +170,25 @@ def run_chunk_speculative(runner: Any, prompts: list[list[int]], prompt_indices:
         acc = accepted[:, None]
         mtp_hidden = torch.where(acc[..., None], h, h[:, :1])
         mtp_ids = torch.where(acc, tokens, tokens[:, :1])
-        mtp_pos = torch.where(acc, pos2, pos2[:, :1])
         rows.x = mtp_ids[:, 1]  # bonus after an accept, else the residual draw
         rows.pos = rows.pos + 1 + accepted.long()
         if done.all():
             break
+        mtp_inputs = inputs.pick(accepted, H)
         if done.any():  # run the MTP module only for rows that continue
             live = (~done).nonzero().squeeze(-1)
             cache = cache.select(live.to(ids.device))
             rows.select(live)
             on = live.to(ids.device)
-            mtp_hidden, mtp_ids, mtp_pos = mtp_hidden[on], mtp_ids[on], mtp_pos[on]
+            mtp_hidden, mtp_ids, mtp_inputs = mtp_hidden[on], mtp_ids[on], mtp_inputs.select(on)
             done = torch.zeros(len(live), dtype=torch.bool)
-        rows.q_logits = mtp_last(model, mtp_hidden, mtp_ids, mtp_pos, cache, span)
+        if bool((buffers.lengths[rows.alive] == steps - 1).all()):  # one token left everywhere: no draft needed
+            inputs = step_inputs(model, cache, rows.pos[:, None], span + 1)
+            logits, _ = step_forward(model, rows.x[:, None], inputs, cache)
+            u = uniforms[rows.alive, steps - 1, RESAMPLE].to(ids.device)
+            emit(rows.alive, *sample_tokens(logits[:, 0], params, u))
+            break
+        rows.q_logits = mtp_last(model, mtp_hidden, mtp_ids, mtp_inputs, cache, enormed)
 
     completions: list[list[Completion]] = [
         [buffers.completion(i * n + j, prompts[i], stop) for j in range(n)] for i in range(len(prompts))
