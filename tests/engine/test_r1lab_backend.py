@@ -105,12 +105,12 @@ def test_lean_two_token_step_and_mtp_draft_equal_the_model():
         for i, s in enumerate(seqs):
             ids[i, : len(s) - 1] = torch.tensor(s[1:])  # token after each position
         model.mtp_forward(pre.hidden, ids[:, : pre.hidden.shape[1]], positions=pre.positions, cache=pre.state.cache)
-        both = inputs.pick(torch.ones(3, dtype=torch.bool), model.config.n_heads)  # the last query's bias only
+        both = inputs.upto(torch.ones(3, dtype=torch.long), model.config.n_heads)  # the last query's bias only
         next_ids = torch.cat([new[:, 1:], after], dim=1)
         drafts = [r1lab_step.mtp_last(model, hidden, next_ids, both, pre.state.cache),
                   r1lab_step.mtp_last(model, hidden, next_ids, both, pre.state.cache, r1lab_step.normed_embeddings(model))]
         for i, s in enumerate(seqs):
             full = model(torch.tensor([s[:-1]]), return_hidden=True)
             ref, _ = model.mtp_forward(full.hidden, torch.tensor([s[1:]]))
-            for draft in drafts:
+            for draft, _ in drafts:
                 torch.testing.assert_close(draft[i], ref[0, -1], atol=1e-5, rtol=1e-5)

@@ -3,6 +3,7 @@ sampling distribution (checked against exact marginals by enumeration); a traine
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import pytest
@@ -16,23 +17,38 @@ from engine_fixtures import tiny_r1lab, single_thread  # noqa: F401  (autouse)
 PROMPTS = [[3, 4, 5, 6, 7], [8, 9], [10, 11, 12, 13]]
 
 
-def plain_and_speculative(model, prompts, **kw):
+DRAFTS = [1, 2, 3]  # MTP drafts per verify step (the 2nd and 3rd chain the module)
+
+
+def plain_and_speculative(model, prompts, num_drafts=3, **kw):
     sampler = make_sampler(model, None)
+    sampler.num_drafts = num_drafts
     plain = sampler.generate(prompts, SamplingParams(speculative=False, **kw))
     spec = sampler.generate(prompts, SamplingParams(speculative=True, **kw))
     return plain, spec, sampler.last_acceptance
 
 
-def test_greedy_speculative_equals_plain_greedy_with_an_untrained_drafter():
-    plain, spec, acceptance = plain_and_speculative(tiny_r1lab(), PROMPTS, temperature=0, max_new_tokens=12)
+@pytest.mark.parametrize("num_drafts", DRAFTS)
+def test_greedy_speculative_equals_plain_greedy_with_an_untrained_drafter(num_drafts):
+    plain, spec, acceptance = plain_and_speculative(tiny_r1lab(), PROMPTS, num_drafts, temperature=0, max_new_tokens=12)
     assert [g[0].token_ids for g in spec] == [g[0].token_ids for g in plain]
     for a, b in zip(plain, spec):
         assert torch.allclose(torch.tensor(a[0].logprobs), torch.tensor(b[0].logprobs), atol=1e-4)
     assert acceptance is not None and 0 <= acceptance <= 1
 
 
+_EXACT: dict = {}  # enumeration is the slow part: once per (model, prompt, policy, steps)
+
+
 def exact_marginals(model, prompt, params, steps):
     """Exact per-position token marginals of plain sampling, by enumerating every prefix (tiny vocab)."""
+    key = (id(model), tuple(prompt), params.temperature, params.top_k, steps)
+    if key not in _EXACT:
+        _EXACT[key] = _enumerate_marginals(model, prompt, params, steps)
+    return _EXACT[key]
+
+
+def _enumerate_marginals(model, prompt, params, steps):
     V = model.config.vocab_size
     marginals = []
     prefix_probs = {(): 1.0}
@@ -51,12 +67,20 @@ def exact_marginals(model, prompt, params, steps):
     return marginals
 
 
+@functools.cache
+def _small_vocab_model():
+    return tiny_r1lab(vocab_size=6, seed=1, init_std=0.1)
+
+
+@pytest.mark.parametrize("num_drafts", DRAFTS)
 @pytest.mark.parametrize("params", [SamplingParams(temperature=1.0), SamplingParams(temperature=0.8, top_k=4)])
-def test_speculative_sampling_has_the_plain_sampling_distribution(params):
-    model = tiny_r1lab(vocab_size=6, seed=1, init_std=0.1)
-    prompt, steps, n = [1, 2, 3], 3, 3000
+def test_speculative_sampling_has_the_plain_sampling_distribution(params, num_drafts):
+    """5 tokens: the prompt pass, then iterations of up to num_drafts + 1 tokens (every accept/reject path)."""
+    model = _small_vocab_model()
+    prompt, steps, n = [1, 2, 3], 5, 3000
     params.n, params.max_new_tokens, params.speculative, params.seed = n, steps, True, 5
     sampler = make_sampler(model, None, max_batch_rows=n)
+    sampler.num_drafts = num_drafts
     out = sampler.generate([prompt], params)[0]
     assert 0.05 < sampler.last_acceptance < 0.95  # both the accept and the residual path are exercised
     exact = exact_marginals(model, prompt, params, steps)
@@ -82,21 +106,42 @@ def train_periodic(model, period=(3, 7, 4, 9, 5), steps=40, length=16, seed=0):
     return model.eval()
 
 
-def test_trained_drafter_is_accepted_and_output_unchanged():
-    model = train_periodic(tiny_r1lab(vocab_size=16))
+@pytest.fixture(scope="module")
+def periodic_model():
+    return train_periodic(tiny_r1lab(vocab_size=16))
+
+
+@pytest.mark.parametrize("num_drafts", DRAFTS)
+def test_trained_drafter_is_accepted_and_output_unchanged(periodic_model, num_drafts):
     prompts = [[3, 7, 4], [9, 5, 3, 7, 4, 9], [4, 9]]
-    plain, spec, acceptance = plain_and_speculative(model, prompts, temperature=0, max_new_tokens=16)
+    plain, spec, acceptance = plain_and_speculative(periodic_model, prompts, num_drafts, temperature=0,
+                                                    max_new_tokens=16)
     assert [g[0].token_ids for g in spec] == [g[0].token_ids for g in plain]
     assert acceptance > 0.9
-    _, _, sampled_acceptance = plain_and_speculative(model, prompts, temperature=1.0, max_new_tokens=16, n=4)
+    _, _, sampled_acceptance = plain_and_speculative(periodic_model, prompts, num_drafts, temperature=1.0,
+                                                     max_new_tokens=16, n=4)
     assert sampled_acceptance > 0.8
 
 
-def test_speculative_respects_stop_tokens_and_length_limits():
+def test_chained_drafts_of_a_trained_drafter_cut_the_verify_steps(periodic_model):
+    """On a periodic stream the chained drafts are accepted too: 3 drafts need well under half the steps of 1."""
+    sampler = make_sampler(periodic_model, None)
+    steps = {}
+    for k in (1, 3):
+        sampler.num_drafts = k
+        sampler.generate([[3, 7, 4]], SamplingParams(temperature=0, max_new_tokens=32, speculative=True))
+        steps[k] = sampler.last_draft_stats["steps"]
+        assert sampler.last_draft_stats["accepted_tokens"] > 0.9 * sampler.last_draft_stats["draft_tokens"]
+    assert steps[3] < 0.6 * steps[1]
+
+
+@pytest.mark.parametrize("num_drafts", DRAFTS)
+def test_speculative_respects_stop_tokens_and_length_limits(num_drafts):
     model = tiny_r1lab()
-    plain, spec, _ = plain_and_speculative(model, PROMPTS, temperature=0, max_new_tokens=7)
+    plain, spec, _ = plain_and_speculative(model, PROMPTS, num_drafts, temperature=0, max_new_tokens=7)
     stop_id = plain[0][0].token_ids[3]
-    plain2, spec2, _ = plain_and_speculative(model, PROMPTS, temperature=0, max_new_tokens=7, stop_token_ids=[stop_id])
+    plain2, spec2, _ = plain_and_speculative(model, PROMPTS, num_drafts, temperature=0, max_new_tokens=7,
+                                             stop_token_ids=[stop_id])
     for a, b in itertools.chain(zip(plain, spec), zip(plain2, spec2)):
         assert a[0].token_ids == b[0].token_ids and a[0].finish_reason == b[0].finish_reason
         assert len(b[0].token_ids) <= 7 and len(b[0].logprobs) == len(b[0].token_ids)

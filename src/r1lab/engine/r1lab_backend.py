@@ -100,11 +100,19 @@ class R1labRunner:
 
 
 class R1labSampler(Sampler):
-    """Plain decoding, or MTP speculative decoding when the model has an MTP module (params.speculative)."""
+    """Plain decoding, or MTP speculative decoding when the model has an MTP module (params.speculative).
+
+    `num_drafts`: MTP drafts per verify step (the module chained for the 2nd and later ones; see speculative.py).
+    Statistics of the last speculative generate call: `last_acceptance` (accepted first drafts / first drafts:
+    DeepSeek-V3's acceptance rate of the second-token prediction), `last_draft_stats` (all counts).
+    """
+
+    num_drafts = 3
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.last_acceptance: float | None = None  # accepted drafts / drafts in the last speculative call
+        self.last_acceptance: float | None = None
+        self.last_draft_stats: dict[str, int] = {}
 
     def _chunk_fn(self, params):
         use_mtp = self.runner.has_mtp if params.speculative is None else params.speculative
@@ -117,15 +125,17 @@ class R1labSampler(Sampler):
         from r1lab.engine.speculative import run_chunk_speculative
 
         def run(runner, prompts, indices, params, stop, on_tokens):
-            completions, stats = run_chunk_speculative(runner, prompts, indices, params, stop, on_tokens)
-            self._drafts += stats["drafts"]
-            self._accepted += stats["accepted"]
+            completions, stats = run_chunk_speculative(runner, prompts, indices, params, stop, on_tokens,
+                                                       num_drafts=self.num_drafts)
+            for key, value in stats.items():
+                self.last_draft_stats[key] = self.last_draft_stats.get(key, 0) + value
             return completions
 
         return run
 
     def generate(self, prompts, params=None, *, on_tokens=None):
-        self._drafts, self._accepted = 0, 0
+        self.last_draft_stats = {}
         out = super().generate(prompts, params, on_tokens=on_tokens)
-        self.last_acceptance = self._accepted / self._drafts if self._drafts else None
+        drafts = self.last_draft_stats.get("drafts", 0)
+        self.last_acceptance = self.last_draft_stats["accepted"] / drafts if drafts else None
         return out

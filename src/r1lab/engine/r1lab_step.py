@@ -9,7 +9,7 @@ the model's absorbed MLA (same modules, weights and softmax scale); tests compar
 
 `mtp_last` runs the MTP module on several positions but computes queries, attention output and FFN only for the
 last one: the earlier positions need just their cache entry (latent and rope key), not an output. Its inputs can be
-rows picked from the verify step's (`StepInputs.last_query`), and its embedding norm can be a precomputed table.
+rows picked from the verify step's (`StepInputs.upto`), and its embedding norm can be a precomputed table.
 """
 
 from __future__ import annotations
@@ -33,14 +33,14 @@ class StepInputs:
     sin: torch.Tensor
     bias: torch.Tensor  # [B, s*H, T] additive bias of the last s queries (s = S or 1): 0 visible, -inf hidden
 
-    def pick(self, second: torch.Tensor, n_heads: int) -> "StepInputs":
-        """Inputs of a 2-position step repeating position 0 where `second [B]` is False: per row either both
-        positions, or position 0 twice; the bias is the last query's only (for `query_from=1`)."""
-        two = second[:, None]
-        bias = torch.where(two[..., None], self.bias[:, n_heads:], self.bias[:, :n_heads])
-        return StepInputs(torch.where(two, self.positions, self.positions[:, :1]),
-                          torch.where(two[..., None], self.cos, self.cos[:, :1]),
-                          torch.where(two[..., None], self.sin, self.sin[:, :1]), bias)
+    def upto(self, last: torch.Tensor, n_heads: int) -> "StepInputs":
+        """Inputs for positions `0..last[b]` of each row, padded by repeating position `last[b]` (a rewrite of the
+        same slot with the same inputs); the bias is the last query's only (for `query_from=S-1`)."""
+        B, S = self.positions.shape
+        idx = torch.minimum(torch.arange(S, device=last.device), last[:, None])  # [B, S]
+        trig = idx[..., None].expand(-1, -1, self.cos.shape[-1])
+        bias = self.bias.view(B, S, n_heads, -1)[torch.arange(B, device=last.device), last]  # [B, H, T]
+        return StepInputs(self.positions.gather(1, idx), self.cos.gather(1, trig), self.sin.gather(1, trig), bias)
 
     def select(self, rows: torch.Tensor) -> "StepInputs":
         return StepInputs(self.positions[rows], self.cos[rows], self.sin[rows], self.bias[rows])
@@ -108,14 +108,14 @@ def normed_embeddings(model: Any) -> torch.Tensor:
 
 
 def mtp_last(model: Any, hidden: torch.Tensor, next_ids: torch.Tensor, inputs: StepInputs, cache: Any,
-             enormed: torch.Tensor | None = None) -> torch.Tensor:
+             enormed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """MTP depth 1 over states `hidden [B, S, D]` and the tokens after them `next_ids [B, S]` at `inputs.positions`;
-    writes all S slots of its cache layer (the main model's step marked them valid). `enormed`: `normed_embeddings`.
-    -> logits [B, V] for the token after `next_ids[:, -1]`."""
+    writes all S slots of its cache layer (marked valid by `step_inputs`). `enormed`: `normed_embeddings`.
+    -> logits [B, V] for the token after `next_ids[:, -1]`, and the module's output state there [B, D]."""
     layer = model.mtp_layers[0]
     if enormed is None:
         x = layer.combine(model.model.embed_tokens(next_ids), hidden)
     else:  # MTPLayer.combine with the embedding norm looked up
         x = layer.eh_proj(torch.cat([enormed[next_ids], layer.hnorm(hidden)], dim=-1))
-    h = block(layer, x, inputs, cache, query_from=x.shape[1] - 1)
-    return model.lm_head(layer.shared_head.norm(h))[:, -1]
+    h = block(layer, x, inputs, cache, query_from=x.shape[1] - 1)[:, -1]
+    return model.lm_head(layer.shared_head.norm(h)), h
