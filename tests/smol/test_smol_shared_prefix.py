@@ -1,4 +1,5 @@
-"""The shared-prefix forward (each GRPO prompt run once) gives the plain forward's log-probs and gradients."""
+"""The packed shared-prefix forward (each GRPO prompt run once, no padding) gives the plain forward's log-probs
+and gradients, whatever the packing budget and attention implementation."""
 
 from __future__ import annotations
 
@@ -47,25 +48,68 @@ def test_groups_are_runs_of_identical_prompts():
     assert shared_prefix.prompt_groups(grouped_batch()) == [(0, 3), (3, 6), (6, 7)]
 
 
-def test_logprobs_entropy_and_gradients_match_the_plain_forward(tiny_llama):
-    batch = grouped_batch()
-    assert shared_prefix.applies(tiny_llama, batch)
-    mask = batch["comp_mask"].double()
+def run_backward(model, fn, mask):
     weights = torch.linspace(0.5, 1.5, mask.numel(), dtype=torch.float64).view_as(mask)
+    model.zero_grad()
+    logp, entropy = fn()
+    (logp.double() * mask * weights).sum().backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    return logp.detach() * mask, entropy * mask, grads
 
-    def run(fn):
-        tiny_llama.zero_grad()
-        logp, entropy = fn()
-        (logp.double() * mask * weights).sum().backward()
-        grads = {n: p.grad.clone() for n, p in tiny_llama.named_parameters()}
-        return logp.detach() * mask, entropy * mask, grads
 
-    ours = run(lambda: shared_prefix.completion_logprobs(tiny_llama, batch, with_entropy=True))
-    ref = run(lambda: plain_logprobs(tiny_llama, batch))
+def assert_same(ours, ref):
     torch.testing.assert_close(ours[0].double(), ref[0].double(), rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(ours[1].double(), ref[1].double(), rtol=1e-6, atol=1e-6)
     for name, g in ref[2].items():  # HF RMSNorm/RoPE compute in fp32 even in a float64 model: fp32-level agreement
         torch.testing.assert_close(ours[2][name], g, rtol=1e-5, atol=1e-6 * float(g.abs().max()))
+
+
+@pytest.mark.parametrize("max_tokens", [None, 9, 1])  # one row per group; groups split over rows; a row each
+def test_logprobs_entropy_and_gradients_match_the_plain_forward(tiny_llama, max_tokens, monkeypatch):
+    batch = grouped_batch()
+    assert shared_prefix.applies(tiny_llama, batch)
+    if max_tokens is not None:
+        monkeypatch.setattr(shared_prefix, "pack_tokens", lambda config: max_tokens)
+    mask = batch["comp_mask"].double()
+    ours = run_backward(tiny_llama, lambda: shared_prefix.completion_logprobs(tiny_llama, batch, with_entropy=True), mask)
+    ref = run_backward(tiny_llama, lambda: plain_logprobs(tiny_llama, batch), mask)
+    assert_same(ours, ref)
+
+
+def test_eager_attention_gets_an_additive_mask_and_the_same_result(tiny_llama):
+    batch = grouped_batch()
+    mask = batch["comp_mask"].double()
+    ref = run_backward(tiny_llama, lambda: plain_logprobs(tiny_llama, batch), mask)
+    tiny_llama.config._attn_implementation = "eager"
+    try:
+        ours = run_backward(tiny_llama, lambda: shared_prefix.completion_logprobs(tiny_llama, batch, with_entropy=True),
+                            mask)
+    finally:
+        tiny_llama.config._attn_implementation = "sdpa"
+    assert_same(ours, ref)
+
+
+def test_packing_layout_prompt_once_no_padding_and_a_private_block_per_completion():
+    batch = grouped_batch()
+    packed = shared_prefix.pack(batch, max_tokens=100)
+    assert packed.input_ids.shape[0] == 3  # one packed row per prompt group
+    # group a: prompt (4) + completion inputs 2 + 0 + 4 tokens; positions restart after the prompt
+    assert packed.input_ids[0, :10].tolist() == [5, 6, 7, 8, 11, 12, 15, 16, 17, 18]
+    assert packed.position_ids[0, :10].tolist() == [0, 1, 2, 3, 4, 5, 4, 5, 6, 7]
+    allowed = packed.attention_mask()[0, 0]
+    assert allowed[6, :4].all() and not allowed[6, 4:6].any()  # 2nd completion sees the prompt, not the 1st
+    assert allowed[4, :5].all() and not allowed[3, 4]  # causal; the prompt never sees completions
+    # every valid completion token has one predicting position; completion token 0 is the prompt's last token
+    assert len(packed.source) == int(batch["comp_len"].sum())
+    assert packed.source[:4].tolist() == [3, 4, 5, 3]
+
+
+def test_pack_budget_follows_the_attention_to_linear_flop_ratio():
+    from transformers import LlamaConfig
+
+    cfg = LlamaConfig(hidden_size=576, intermediate_size=1536, num_attention_heads=9, num_key_value_heads=3)
+    linear = 2 * (576 * 64 * (2 * 9 + 2 * 3) + 3 * 576 * 1536)
+    assert shared_prefix.pack_tokens(cfg) == int(shared_prefix.ATTENTION_SHARE * linear / (4 * 9 * 64))
 
 
 def test_rl_forward_uses_it_and_keeps_the_temperature(tiny_llama):
@@ -78,6 +122,12 @@ def test_rl_forward_uses_it_and_keeps_the_temperature(tiny_llama):
     torch.testing.assert_close(via_stage * mask, plain * mask, rtol=1e-6, atol=1e-6)
 
 
-def test_rows_without_a_shared_prompt_keep_the_plain_path(tiny_llama):
-    comps = [completion([5, 6], [7, 8]), completion([9], [10])]
-    assert not shared_prefix.applies(tiny_llama, build_rollout(comps, pad_id=0))
+def test_rows_without_a_shared_prompt_are_packed_without_padding_and_agree(tiny_llama):
+    comps = [completion([5, 6], [7, 8]), completion([9], [10, 11, 12])]
+    batch = build_rollout(comps, pad_id=0)
+    assert shared_prefix.applies(tiny_llama, batch)
+    with torch.no_grad():
+        ours, _ = shared_prefix.completion_logprobs(tiny_llama, batch)
+        plain, _ = plain_logprobs(tiny_llama, batch)
+    mask = batch["comp_mask"]
+    torch.testing.assert_close(ours.double() * mask, plain.double() * mask, rtol=1e-6, atol=1e-6)
