@@ -1,4 +1,4 @@
-"""Lean cached forward of r1lab's Transformer for decode steps (1 token) and speculative steps (2 tokens).
+"""Lean cached forward of r1lab's Transformer for decode steps (1 token) and speculative steps (1 + drafts).
 
 Why: at decode sizes a forward is bound by the number of small ops, not by FLOPs. `Transformer.forward` with a
 cache syncs the host to grow the cache length, and every layer re-expands the boolean mask (a copy once a step

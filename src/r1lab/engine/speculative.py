@@ -9,9 +9,9 @@ Standard speculative rejection sampling (Leviathan et al. 2023; Chen et al. 2023
 Every emitted token is therefore distributed exactly as under plain sampling from the policy (P and Q
 are the *processed* policies: temperature, top-k, top-p, min-p), and greedy output equals plain greedy.
 
-Drafts: d_1 comes from the MTP module at the last verified slot. Further drafts chain the same module, as vLLM
-does for DeepSeek's single MTP layer: d_{j+1} from the module's own output state and d_j, one slot further (that
-slot's cache entry is provisional; the pass after verification rewrites it). Any draft distribution keeps the
+Drafts: d_1 comes from the MTP module at the last verified slot. Further drafts chain the same module (TensorRT-LLM's
+"MTP Eagle" for checkpoints with one MTP module, as DeepSeek-V3/R1 ship): d_{j+1} from the module's own output state
+and d_j, one slot further (that slot's cache entry is provisional; the pass after verification rewrites it). Any draft distribution keeps the
 output exact; chaining only decides how often drafts are accepted.
 
 The MTP module keeps its own layer in the compressed cache. Its slot i holds (h_i, token_{i+1}); after an
