@@ -158,7 +158,8 @@ def run_chunk_speculative(runner: Any, prompts: list[list[int]], prompt_indices:
     rows = _Rows(alive=alive, x=x.to(device), pos=lengths.clone(), q_logits=mtp_logits[row_range, lengths - 1],
                  q_state=mtp_h[row_range, lengths - 1])
 
-    enormed = normed_embeddings(model)  # [V, D], looked up by every MTP pass
+    table = model.model.embed_tokens.weight
+    enormed = normed_embeddings(model) if table.numel() <= 1 << 24 else None  # [V, D] lookup; skip when huge
     H = model.config.n_heads
     offsets = torch.arange(K + 1, device=device)
     while not done.all():
