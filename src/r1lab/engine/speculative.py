@@ -89,7 +89,7 @@ class _Rows:
 
 @torch.inference_mode()
 def run_chunk_speculative(runner: Any, prompts: list[list[int]], prompt_indices: list[int], params: SamplingParams,
-                          stop: StopCriteria, on_tokens: TokenCallback | None = None, num_drafts: int = 2):
+                          stop: StopCriteria, on_tokens: TokenCallback | None = None, num_drafts: int = 3):
     """Like `loop.run_chunk`, with `num_drafts` MTP drafts per iteration.
 
     -> (completions, {"drafts": first drafts, "accepted": first drafts accepted, "draft_tokens": all drafts,
