@@ -3,14 +3,17 @@
 Configuration (both): SmolLM2-135M-Instruct (the `smollm2-135m` source's cached HF directory, offline), the
 recipe task (r1lab.recipe.smollm2.TASK) rendered with the chat template and `<think>\\n` prefilled, 2 prompts x
 8 completions per step, at most 48 new tokens, temperature 1, beta 0.04 (reference model on), mu 1 (one
-optimizer step per generation batch), lr 1e-5 (constant), AdamW betas (0.9, 0.999), grad-norm clip 1.0, fp32,
-the same reward function (`SmolReward`: last-number accuracy + 0.25 x format_soft) and TRL's default objective
+optimizer step per generation batch), lr 1e-5 (constant), AdamW betas (0.9, 0.999), grad-norm clip 1.0, the
+same reward function (`SmolReward`: last-number accuracy + 0.25 x format_soft) and TRL's default objective
 (`loss_type="dapo"`, group-scaled advantages, KL bias correction), which r1lab runs as
 `trl_objective(beta=0.04)` (tests/smol/test_smol_trl_parity.py checks the two losses agree).
 
-RESULT grpo_speedup_vs_trl compares like with like (both fp32, TRL's default). A third child runs r1lab with
-`train.precision=bf16` (autocast of the policy forward/backward; the engine and the reference model stay fp32)
-against the same fp32 TRL figure: RESULT grpo_speedup_vs_trl_r1lab_bf16 (different numerics, reported apart).
+Both trainers run at both precisions, each pair like with like:
+- bf16 mixed precision, TRL's default (`GRPOConfig.bf16` defaults to True; accelerate's bf16 autocast of the
+  model's forward passes); r1lab runs with `train.precision=bf16`, which autocasts the policy
+  forward/backward and the reference pass and samples with the engine in bf16 (`rollout.dtype: auto`).
+  Master weights, gradients and AdamW stay fp32 on both sides.  -> RESULT grpo_speedup_vs_trl
+- fp32 everywhere (`bf16=False` / `train.precision=fp32`).      -> RESULT grpo_speedup_vs_trl_fp32
 
 Each trainer runs in its own child process with the same torch thread count (default 1: on a shared CPU more
 OpenMP threads than free cores spin against other processes and make both sides noisy), takes WARMUP steps
@@ -51,7 +54,7 @@ def load_records() -> list[dict]:
     return load_task(TASK, "train", N_RECORDS, 0)
 
 
-def run_trl() -> dict:
+def run_trl(bf16: bool = False) -> dict:
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -84,7 +87,7 @@ def run_trl() -> dict:
         num_generations=G, max_completion_length=MAX_NEW, temperature=TEMPERATURE, beta=BETA,
         num_iterations=MU, learning_rate=LR, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
         adam_beta1=0.9, adam_beta2=0.999, max_grad_norm=1.0, max_steps=WARMUP + STEPS, gradient_accumulation_steps=1,
-        logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, bf16=False, seed=0, disable_tqdm=True,
+        logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, bf16=bf16, seed=0, disable_tqdm=True,
         dataloader_num_workers=0,
     )
     trainer = GRPOTrainer(model=model, reward_funcs=[SmolReward()], args=args,
@@ -124,7 +127,10 @@ def child(which: str) -> None:
 
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
-    out = run_trl() if which == "trl" else run_r1lab("bf16" if which == "r1lab-bf16" else "fp32")
+    if which.startswith("trl"):
+        out = run_trl(bf16=which == "trl-bf16")
+    else:
+        out = run_r1lab("bf16" if which == "r1lab-bf16" else "fp32")
     print("BENCH_JSON " + json.dumps(out), flush=True)
 
 
@@ -152,18 +158,22 @@ def main() -> None:
     print(f"GRPO step, SmolLM2-135M-Instruct, {PROMPTS} prompts x {G} completions, <= {MAX_NEW} new tokens, "
           f"T={TEMPERATURE}, beta={BETA}, mu={MU}, lr={LR}; {WARMUP} warm-up + {STEPS} timed steps; "
           f"torch threads {THREADS}; cores {os.cpu_count()}")
-    results = {name: spawn(name) for name in ("trl", "r1lab", "r1lab-bf16")}
-    print(f"{'trainer':10} {'s/step (median)':>16} {'mean':>8} {'steps':>6} {'mean completion len':>20}  load avg (1/5/15 min)")
+    results = {name: spawn(name) for name in ("trl-bf16", "r1lab-bf16", "trl", "r1lab")}
+    print(f"{'trainer':11} {'s/step (median)':>16} {'mean':>8} {'steps':>6} {'mean completion len':>20}  load avg (1/5/15 min)")
     for name, r in results.items():
         lengths = [x for x in r["lengths"] if x is not None]
-        print(f"{name:10} {statistics.median(r['times']):16.2f} {statistics.mean(r['times']):8.2f} {len(r['times']):6d} "
+        print(f"{name:11} {statistics.median(r['times']):16.2f} {statistics.mean(r['times']):8.2f} {len(r['times']):6d} "
               f"{statistics.mean(lengths) if lengths else float('nan'):20.1f}  {r['load']}")
-    gen = [x for x in results["r1lab"].get("generation_s", []) if x is not None]
-    if gen:
-        print(f"r1lab generation share: {statistics.mean(gen):.2f} s of {statistics.mean(results['r1lab']['times']):.2f} s")
-    trl = statistics.median(results["trl"]["times"])
-    print(f"RESULT grpo_speedup_vs_trl {trl / statistics.median(results['r1lab']['times']):.2f}")
-    print(f"RESULT grpo_speedup_vs_trl_r1lab_bf16 {trl / statistics.median(results['r1lab-bf16']['times']):.2f}")
+    for name in ("r1lab-bf16", "r1lab"):
+        gen = [x for x in results[name].get("generation_s", []) if x is not None]
+        if gen:
+            print(f"{name} generation share: {statistics.mean(gen):.2f} s of {statistics.mean(results[name]['times']):.2f} s")
+
+    def speedup(trl: str, ours: str) -> float:
+        return statistics.median(results[trl]["times"]) / statistics.median(results[ours]["times"])
+
+    print(f"RESULT grpo_speedup_vs_trl {speedup('trl-bf16', 'r1lab-bf16'):.2f}")
+    print(f"RESULT grpo_speedup_vs_trl_fp32 {speedup('trl', 'r1lab'):.2f}")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from r1lab.dist import rank as dist_rank
 from r1lab.errors import R1labError
 from r1lab.train.config import TrainConfig
 from r1lab.train.lora import adapters_disabled, apply_lora, has_lora
-from r1lab.train.loop import TrainResult, train
+from r1lab.train.loop import TrainResult, autocast_context, train
 from r1lab.train.model_spec import ModelSpec, build_model
 from r1lab.train.rl_forward import completion_logprobs
 from r1lab.train.rl_metrics import completion_metrics, reward_metrics
@@ -65,6 +65,8 @@ class RolloutConfig(StrictModel):
     stop: list[str] = Field(default_factory=list, description="extra stop strings")
     backend: str = Field("auto", description="engine backend: auto, hf, vllm")
     max_batch_rows: int = Field(64, ge=1, description="rows decoded together by the engine")
+    dtype: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="engine compute dtype for HF Llama-family policies (auto: bf16 when train.precision is bf16)")
 
 
 def _default_rewards() -> list[RewardSpec]:
@@ -140,7 +142,8 @@ class RLStage:
             from r1lab.engine import make_sampler
 
             sampler = make_sampler(model, tokenizer, backend=cfg.rollout.backend,
-                                   max_batch_rows=cfg.rollout.max_batch_rows)
+                                   max_batch_rows=cfg.rollout.max_batch_rows,
+                                   compute_dtype=rollout_dtype(cfg.rollout.dtype, cfg.train.precision))
         self.sampler = sampler
         self.reference = reference if self.obj.needs_reference else None
         if self.obj.needs_reference and reference is None:
@@ -199,7 +202,8 @@ class RLStage:
             rows = torch.arange(start, min(N, start + size))
             part = trim(select_rows(buffer, rows))
             part = {k: v.to(self._device()) for k, v in part.items()}
-            vals = fn(part).float().cpu()
+            with autocast_context(self.cfg.train.precision, self._device()):  # as the policy's training forward
+                vals = fn(part).float().cpu()
             out[rows, : vals.shape[1]] = vals
         return out
 
@@ -361,6 +365,13 @@ class RLStage:
     def save_artifacts(self, directory) -> None:
         if self.tokenizer is not None and hasattr(self.tokenizer, "save_pretrained"):
             self.tokenizer.save_pretrained(str(directory))
+
+
+def rollout_dtype(dtype: str, precision: str) -> torch.dtype | None:
+    """The engine's compute dtype: sampling in bf16 when training in bf16, as mixed-precision trainers do."""
+    if dtype == "bf16" or (dtype == "auto" and precision == "bf16"):
+        return torch.bfloat16
+    return None
 
 
 def _pad_id(model: Any, tokenizer: Any) -> int:
