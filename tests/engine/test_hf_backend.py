@@ -42,6 +42,31 @@ def test_lean_runner_logits_equal_hf_forward(model_type):
             torch.testing.assert_close(logits2[row], ref, atol=1e-5, rtol=1e-5)
 
 
+SHARED = [24, 25, 26, 27, 28, 29]  # e.g. a chat template's system prompt
+PREFIXED = [SHARED + [3, 4, 5], SHARED + [6], SHARED + [7, 8, 9, 10, 11]]
+
+
+def test_shared_prefix_runs_once_and_changes_nothing():
+    from r1lab.engine.hf_llama import shared_prefix_length
+
+    assert shared_prefix_length(PREFIXED) == len(SHARED)
+    assert shared_prefix_length([SHARED, SHARED]) == len(SHARED) - 1  # each prompt keeps a token of its own
+    assert shared_prefix_length(PROMPTS) == 0 and shared_prefix_length([SHARED]) == 0
+    model = tiny_llama()
+    runner = LlamaRunner(model)
+    with torch.inference_mode():
+        state, logits = runner.prefill(PREFIXED, 24)
+        assert state.prefix == len(SHARED) and state.pad.tolist() == [2, 4, 0]
+        for i, p in enumerate(PREFIXED):
+            torch.testing.assert_close(logits[i], model(torch.tensor([p])).logits[0, -1], atol=1e-5, rtol=1e-5)
+        state = runner.repeat(state, 2)  # decode after repeat + select keeps positions and padding right
+        state = runner.select(state, torch.tensor([1, 2, 5]))
+        logits = runner.decode(state, torch.tensor([20, 21, 22]))
+        for row, (i, token) in enumerate([(0, 20), (1, 21), (2, 22)]):
+            ref = model(torch.tensor([PREFIXED[i] + [token]])).logits[0, -1]
+            torch.testing.assert_close(logits[row], ref, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("runner_kind", ["lean", "generic"])
 def test_greedy_equals_stepwise_argmax_of_full_forwards(llama, runner_kind):
     sampler = sampler_for(llama, runner_kind)

@@ -3,7 +3,8 @@
 transformers' per-step overhead (module hooks, cache objects, mask building, logits processors) is
 larger than the arithmetic at decode batch sizes on a CPU. This runner reuses the HF module's weights,
 fused into one QKV and one gate/up matrix per layer and prepacked for oneDNN, keeps one preallocated
-KV cache tensor for all layers, and computes the output head only for the last position of a prompt.
+KV cache tensor for all layers (fp32 on CPUs), runs the prompts' common prefix (a chat template's system
+prompt) once for the batch, and computes the output head only for the last position of a prompt.
 Its logits match the HF forward (tests check this); other architectures use `HFGenericRunner`.
 `compute_dtype=torch.bfloat16` runs an fp32 model with bf16 weights and activations (norm statistics
 and sampling stay fp32): decode streams every weight once per step, so halving the bytes is the
@@ -56,13 +57,29 @@ class _Layer:
     down: PackedLinear
 
 
+MIN_SHARED_PREFIX = 4  # tokens; shorter common prefixes are not worth a separate pass
+
+
+def shared_prefix_length(prompts: list[list[int]]) -> int:
+    """Tokens every prompt starts with (a chat template's system prompt), leaving each prompt one of its own."""
+    if len(prompts) < 2:
+        return 0
+    first, limit = prompts[0], min(len(p) for p in prompts) - 1
+    n = 0
+    while n < limit and all(p[n] == first[n] for p in prompts):
+        n += 1
+    return n if n >= MIN_SHARED_PREFIX else 0
+
+
 @dataclass
 class LlamaState:
-    """Decode state of a batch: one KV tensor for all layers and the rows' left padding."""
+    """Decode state of a batch: one KV tensor for all layers; slots [0, prefix) hold the prompts' common prefix,
+    then each row's prompt is left-padded by pad[row] slots (invalid), then come its own tokens."""
 
     kv: torch.Tensor  # [L, 2, B, KVH, Tmax, hd]
-    pad: torch.Tensor  # [B] left-padding slots of each row
+    pad: torch.Tensor  # [B] padding slots of each row, starting at slot `prefix`
     length: int  # slots written so far (shared by all rows)
+    prefix: int = 0  # slots of the shared prefix
 
     @property
     def batch_size(self) -> int:
@@ -95,6 +112,9 @@ class LlamaRunner:
             self.dtype = self.compute_dtype or body.embed_tokens.weight.dtype
             self.embed = body.embed_tokens.weight.detach().to(self.dtype)
             self.device = self.embed.device
+            # CPU batched matmuls over a bf16 cache slice copy it first (several times slower than fp32 here), and
+            # the cache is small next to the weights: keep it, and decode attention, in fp32 on CPUs.
+            self.cache_dtype = torch.float32 if self.device.type == "cpu" else self.dtype
             self.layers = [self._pack_layer(layer) for layer in body.layers]
             self.final_norm = body.norm.weight.detach().to(self.dtype)
             self.head = PackedLinear(self._cast(self.model.get_output_embeddings().weight))
@@ -150,55 +170,72 @@ class LlamaRunner:
         return q.view(*shape, h, hd), k.view(*shape, kv, hd), v.view(*shape, kv, hd)
 
     # -- runner interface ----------------------------------------------------------------------------
-    def new_state(self, batch_size: int, max_len: int, pad: torch.Tensor) -> LlamaState:
-        kv = torch.empty(len(self.layers), 2, batch_size, self.n_kv, max_len, self.head_dim, dtype=self.dtype,
+    def new_state(self, batch_size: int, max_len: int, pad: torch.Tensor, prefix: int = 0) -> LlamaState:
+        kv = torch.empty(len(self.layers), 2, batch_size, self.n_kv, max_len, self.head_dim, dtype=self.cache_dtype,
                          device=self.device)
-        return LlamaState(kv=kv, pad=pad.to(self.device), length=0)
+        return LlamaState(kv=kv, pad=pad.to(self.device), length=0, prefix=prefix)
 
     def prefill(self, prompts: list[list[int]], max_len: int) -> tuple[LlamaState, torch.Tensor]:
-        """Left-padded batched prompt pass.  -> state, logits of each prompt's last token [P, V]"""
-        lengths = torch.tensor([len(p) for p in prompts])
+        """Batched prompt pass: the prompts' common prefix runs once, then the left-padded rest of every prompt.
+        -> state, logits of each prompt's last token [P, V]"""
+        c = shared_prefix_length(prompts)
+        lengths = torch.tensor([len(p) - c for p in prompts])
         S = int(lengths.max())
-        pad = S - lengths  # [P]
+        pad = (S - lengths).to(self.device)  # [P]
         ids = torch.zeros(len(prompts), S, dtype=torch.long)
         for i, p in enumerate(prompts):
-            ids[i, S - len(p) :] = torch.tensor(p, dtype=torch.long)
-        ids, pad = ids.to(self.device), pad.to(self.device)
-        slots = torch.arange(S, device=self.device)
-        positions = (slots[None, :] - pad[:, None]).clamp(min=0)  # [P, S]
-        valid_key = slots[None, :] >= pad[:, None]  # [P, S]
-        causal = slots[:, None] >= slots[None, :]  # [S, S]
+            ids[i, S - len(p) + c :] = torch.tensor(p[c:], dtype=torch.long)
+        state = self.new_state(len(prompts), max_len, pad, prefix=c)
+        if c:
+            prefix = torch.tensor([prompts[0][:c]], dtype=torch.long, device=self.device)
+            causal = torch.ones(c, c, dtype=torch.bool, device=self.device).tril()[None, None]
+            self._prefill_block(state, prefix, torch.arange(c, device=self.device)[None], causal)
+        slots = torch.arange(c + S, device=self.device)
+        query_slots = slots[c:]
+        positions = (query_slots[None, :] - pad[:, None]).clamp(min=c)  # [P, S]
+        padding = (slots[None, :] >= c) & (slots[None, :] < c + pad[:, None])  # [P, c+S]
+        causal = slots[None, :] <= query_slots[:, None]  # [S, c+S]
         # Padding queries see themselves only, so no row is fully masked (which would give NaNs).
-        mask = (causal[None] & valid_key[:, None, :]) | torch.eye(S, dtype=torch.bool, device=self.device)[None]  # [P, S, S]
-        mask = mask[:, None]  # [P, 1, S, S]
-        state = self.new_state(len(prompts), max_len, pad)
-        cos, sin = self._rope(positions)  # [P, S, hd]
+        mask = (causal[None] & ~padding[:, None, :]) | (slots[None, :] == query_slots[:, None])[None]  # [P, S, c+S]
+        h = self._prefill_block(state, ids.to(self.device), positions, mask[:, None])
+        return state, self.head(self._norm(h[:, -1], self.final_norm))
+
+    def _prefill_block(self, state: LlamaState, ids: torch.Tensor, positions: torch.Tensor,
+                       mask: torch.Tensor) -> torch.Tensor:
+        """Run ids [R, S] (R = 1 broadcasts to every row) at slots [length, length + S) of the cache, attending
+        to all earlier slots under mask [R, 1, S, length + S].  -> final hidden states [R, S, D]"""
+        start, (R, S) = state.length, ids.shape
+        cos, sin = self._rope(positions)  # [R, S, hd]
         cos, sin = cos[:, None], sin[:, None]
-        h = self.embed[ids]  # [P, S, D]
+        h = self.embed[ids]  # [R, S, D]
         for i, layer in enumerate(self.layers):
             q, k, v = self._split_qkv(layer.qkv(self._norm(h, layer.input_norm)))
-            q = self._rotate(q.transpose(1, 2), cos, sin)  # [P, H, S, hd]
-            k = self._rotate(k.transpose(1, 2), cos, sin)  # [P, KVH, S, hd]
+            q = self._rotate(q.transpose(1, 2), cos, sin)  # [R, H, S, hd]
+            k = self._rotate(k.transpose(1, 2), cos, sin)  # [R, KVH, S, hd]
             v = v.transpose(1, 2)
-            state.kv[i, 0, :, :, :S] = k
-            state.kv[i, 1, :, :, :S] = v
+            state.kv[i, 0, :, :, start : start + S] = k
+            state.kv[i, 1, :, :, start : start + S] = v
+            if start:  # earlier slots (the shared prefix) come from the cache
+                k = state.kv[i, 0, :, :, : start + S].to(q.dtype)
+                v = state.kv[i, 1, :, :, : start + S].to(q.dtype)
             att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=self.n_kv != self.n_heads)
-            h = h + layer.o(att.transpose(1, 2).reshape(h.shape[0], S, -1))
+            h = h + layer.o(att.transpose(1, 2).reshape(att.shape[0], S, -1))
             h = self._mlp(layer, h)
-        state.length = S
-        return state, self.head(self._norm(h[:, -1], self.final_norm))
+        state.length = start + S
+        return h
 
     def repeat(self, state: LlamaState, n: int) -> LlamaState:
         if n == 1:
             return state
-        return LlamaState(state.kv.repeat_interleave(n, dim=2), state.pad.repeat_interleave(n), state.length)
+        return LlamaState(state.kv.repeat_interleave(n, dim=2), state.pad.repeat_interleave(n), state.length,
+                          state.prefix)
 
     def select(self, state: LlamaState, rows: torch.Tensor) -> LlamaState:
         """Keep only `rows`; copies just the written part of the cache."""
         rows = rows.to(self.device)
         kv = torch.empty(*state.kv.shape[:2], len(rows), *state.kv.shape[3:], dtype=state.kv.dtype, device=self.device)
         kv[..., : state.length, :] = state.kv[:, :, rows, :, : state.length]
-        return LlamaState(kv, state.pad[rows], state.length)
+        return LlamaState(kv, state.pad[rows], state.length, state.prefix)
 
     def decode(self, state: LlamaState, tokens: torch.Tensor) -> torch.Tensor:
         """Append one token per row.  tokens [B] -> next-token logits [B, V]"""
@@ -209,8 +246,11 @@ class LlamaRunner:
         cos, sin = self._rope(t - state.pad)  # [B, hd]
         cos, sin = cos[:, None], sin[:, None]
         tokens = tokens.to(self.device)
-        invalid = torch.arange(t + 1, device=self.device)[None, :] < state.pad[:, None]  # [B, t+1] left padding
-        bias = torch.zeros(B, 1, 1, t + 1, dtype=self.dtype, device=self.device).masked_fill_(invalid[:, None, None], float("-inf"))
+        slots = torch.arange(t + 1, device=self.device)[None, :]
+        invalid = (slots >= state.prefix) & (slots < state.prefix + state.pad[:, None])  # [B, t+1] padding
+        G = H // KVH
+        bias = torch.zeros(B, 1, t + 1, dtype=self.cache_dtype, device=self.device).masked_fill_(invalid[:, None], float("-inf"))
+        bias = bias.repeat_interleave(KVH, dim=0)  # [B*KVH, 1, t+1]
         scale = hd**-0.5
         h = self.embed[tokens]  # [B, D]
         for i, layer in enumerate(self.layers):
@@ -219,11 +259,13 @@ class LlamaRunner:
             keys, values = state.kv[i, 0], state.kv[i, 1]  # [B, KVH, Tmax, hd]
             keys[:, :, t] = qk[:, H:]
             values[:, :, t] = qkv[:, (H + KVH) * hd :].view(B, KVH, hd)
-            # One query per row: a KV head's query group fits in the "query length" axis.  [B, KVH, G, hd]
-            q = qk[:, :H].reshape(B, KVH, H // KVH, hd)
-            scores = torch.matmul(q, keys[:, :, : t + 1].transpose(-1, -2)).mul_(scale).add_(bias)  # [B, KVH, G, t+1]
-            att = torch.matmul(torch.softmax(scores, dim=-1), values[:, :, : t + 1])  # [B, KVH, G, hd]
-            h = h + layer.o(att.reshape(B, H * hd))
+            # One query per row: a KV head's query group fits in the "query length" axis.  [B*KVH, G, hd]
+            q = qk[:, :H].reshape(B * KVH, G, hd).to(self.cache_dtype)
+            k_t = keys[:, :, : t + 1].reshape(B * KVH, t + 1, hd).transpose(1, 2)  # views of the cache
+            v = values[:, :, : t + 1].reshape(B * KVH, t + 1, hd)
+            scores = torch.baddbmm(bias, q, k_t, alpha=scale)  # [B*KVH, G, t+1]
+            att = torch.bmm(torch.softmax(scores, dim=-1), v)  # [B*KVH, G, hd]
+            h = h + layer.o(att.view(B, H * hd).to(self.dtype))
             h = self._mlp(layer, h)
         state.length = t + 1
         return self.head(self._norm(h, self.final_norm))
