@@ -116,7 +116,7 @@ class LlamaRunner:
             # the cache is small next to the weights: keep it, and decode attention, in fp32 on CPUs.
             self.cache_dtype = torch.float32 if self.device.type == "cpu" else self.dtype
             self.layers = [self._pack_layer(layer) for layer in body.layers]
-            self.final_norm = body.norm.weight.detach().to(self.dtype)
+            self.final_norm = body.norm.weight.detach().float()
             self.head = PackedLinear(self._cast(self.model.get_output_embeddings().weight))
             rotary = body.rotary_emb
             self.inv_freq = rotary.inv_freq.detach().float()
@@ -132,19 +132,19 @@ class LlamaRunner:
         qkv_w = torch.cat([p.weight for p in projections])
         qkv_b = torch.cat([p.bias for p in projections]) if att.q_proj.bias is not None else None
         return _Layer(
-            input_norm=self._cast(layer.input_layernorm.weight),
+            input_norm=layer.input_layernorm.weight.detach().float(),
             qkv=PackedLinear(self._cast(qkv_w), self._cast(qkv_b)),
             o=PackedLinear(self._cast(att.o_proj.weight), self._cast(att.o_proj.bias)),
-            post_norm=self._cast(layer.post_attention_layernorm.weight),
+            post_norm=layer.post_attention_layernorm.weight.detach().float(),
             gate_up=PackedLinear(self._cast(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]))),
             down=PackedLinear(self._cast(mlp.down_proj.weight)),
         )
 
     # -- pieces --------------------------------------------------------------------------------------
-    def _norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """HF's LlamaRMSNorm (fp32 statistics); spelled out because F.rms_norm is slower at these sizes."""
+    def _norm(self, x: torch.Tensor, weight: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """HF's LlamaRMSNorm in fp32 (weight fp32), cast to `dtype` (default: x's) for the next matmul."""
         xf = x.float()
-        return weight * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype)
+        return (weight * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps))).to(dtype or x.dtype)
 
     def _rope(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """positions [...] -> cos, sin [..., hd] in the model dtype (HF's rotate-half convention)."""
@@ -238,34 +238,41 @@ class LlamaRunner:
         return LlamaState(kv, state.pad[rows], state.length, state.prefix)
 
     def decode(self, state: LlamaState, tokens: torch.Tensor) -> torch.Tensor:
-        """Append one token per row.  tokens [B] -> next-token logits [B, V]"""
+        """Append one token per row.  tokens [B] -> next-token logits [B, V]
+
+        The residual stream, RoPE and attention stay fp32 (cheap at one token per row); only the matmul inputs
+        are cast to the compute dtype. Written out flat: at decode sizes every op and attribute lookup counts.
+        """
         B, t = tokens.shape[0], state.length
         if t >= state.kv.shape[4]:
             raise RuntimeError(f"KV cache full ({state.kv.shape[4]} slots)")
-        H, KVH, hd = self.n_heads, self.n_kv, self.head_dim
-        cos, sin = self._rope(t - state.pad)  # [B, hd]
-        cos, sin = cos[:, None], sin[:, None]
-        tokens = tokens.to(self.device)
+        H, KVH, hd, dt, cache_dt = self.n_heads, self.n_kv, self.head_dim, self.dtype, self.cache_dtype
+        G, half, n_qk = H // KVH, hd // 2, H + KVH
+        freqs = (t - state.pad)[:, None].float() * self.inv_freq  # [B, hd/2]
+        cos = (freqs.cos() * self.rope_scale).repeat(1, 2)[:, None]  # [B, 1, hd]
+        sin = (freqs.sin() * self.rope_scale)[:, None]
+        sin = torch.cat((-sin, sin), dim=-1)  # rotate-half as a swap of halves times a signed sine
         slots = torch.arange(t + 1, device=self.device)[None, :]
         invalid = (slots >= state.prefix) & (slots < state.prefix + state.pad[:, None])  # [B, t+1] padding
-        G = H // KVH
-        bias = torch.zeros(B, 1, t + 1, dtype=self.cache_dtype, device=self.device).masked_fill_(invalid[:, None], float("-inf"))
+        bias = torch.zeros(B, 1, t + 1, dtype=cache_dt, device=self.device).masked_fill_(invalid[:, None], float("-inf"))
         bias = bias.repeat_interleave(KVH, dim=0)  # [B*KVH, 1, t+1]
         scale = hd**-0.5
-        h = self.embed[tokens]  # [B, D]
+        h = self.embed[tokens.to(self.device)].float()  # [B, D]
+        norm = self._norm
         for i, layer in enumerate(self.layers):
-            qkv = layer.qkv(self._norm(h, layer.input_norm))  # [B, (H + 2 KVH) hd]
-            qk = self._rotate(qkv[:, : (H + KVH) * hd].view(B, H + KVH, hd), cos, sin)  # q and k rotate together
+            qkv = layer.qkv(norm(h, layer.input_norm, dt))  # [B, (H + 2 KVH) hd]
+            qk = qkv[:, : n_qk * hd].view(B, n_qk, hd).float()
+            qk = torch.addcmul(qk * cos, qk.view(B, n_qk, 2, half).flip(2).view(B, n_qk, hd), sin)  # q, k rotated
             keys, values = state.kv[i, 0], state.kv[i, 1]  # [B, KVH, Tmax, hd]
             keys[:, :, t] = qk[:, H:]
-            values[:, :, t] = qkv[:, (H + KVH) * hd :].view(B, KVH, hd)
+            values[:, :, t] = qkv[:, n_qk * hd :].view(B, KVH, hd)
             # One query per row: a KV head's query group fits in the "query length" axis.  [B*KVH, G, hd]
-            q = qk[:, :H].reshape(B * KVH, G, hd).to(self.cache_dtype)
+            q = qk[:, :H].reshape(B * KVH, G, hd).to(cache_dt)
             k_t = keys[:, :, : t + 1].reshape(B * KVH, t + 1, hd).transpose(1, 2)  # views of the cache
             v = values[:, :, : t + 1].reshape(B * KVH, t + 1, hd)
-            scores = torch.baddbmm(bias, q, k_t, alpha=scale)  # [B*KVH, G, t+1]
-            att = torch.bmm(torch.softmax(scores, dim=-1), v)  # [B*KVH, G, hd]
-            h = h + layer.o(att.view(B, H * hd).to(self.dtype))
-            h = self._mlp(layer, h)
+            att = torch.bmm(torch.softmax(torch.baddbmm(bias, q, k_t, alpha=scale), dim=-1), v)  # [B*KVH, G, hd]
+            h = h + layer.o(att.view(B, H * hd).to(dt))
+            gate, up = layer.gate_up(norm(h, layer.post_norm, dt)).chunk(2, dim=-1)
+            h = h + layer.down(F.silu(gate) * up)
         state.length = t + 1
-        return self.head(self._norm(h, self.final_norm))
+        return self.head(norm(h, self.final_norm, dt))
