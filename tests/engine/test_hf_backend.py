@@ -139,6 +139,22 @@ def test_weight_updates_are_picked_up_and_training_mode_restored():
     assert after == greedy_by_full_forwards(model.eval(), PROMPTS[0], 6) and after != before
 
 
+def test_sync_weights_picks_up_a_fused_optimizer_step():
+    """torch's fused AdamW updates parameters without bumping their version counters: a trainer's explicit
+    sync_weights() must still re-pack (an RL run would otherwise sample from its initial weights forever)."""
+    model = tiny_llama()
+    sampler = make_sampler(model, None)
+    params = SamplingParams(temperature=0, max_new_tokens=6)
+    before = sampler.generate(PROMPTS[:1], params)[0][0].token_ids
+    opt = torch.optim.AdamW(model.parameters(), lr=0.5, fused=True)
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    opt.step()
+    sampler.sync_weights()
+    after = sampler.generate(PROMPTS[:1], params)[0][0].token_ids
+    assert after == greedy_by_full_forwards(model.eval(), PROMPTS[0], 6) and after != before
+
+
 def test_bf16_compute_stays_close_to_the_fp32_forward(llama):
     runner = LlamaRunner(llama, compute_dtype=torch.bfloat16)
     with torch.inference_mode():

@@ -27,7 +27,7 @@ class HFGenericRunner:
         params = inspect.signature(model.forward).parameters
         self.cache_kwarg = "cache" if "cache" in params else "past_key_values"
 
-    def refresh(self) -> None:
+    def refresh(self, force: bool = False) -> None:
         """The model's own forward always sees its current weights."""
 
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor, cache: Any) -> tuple[Any, torch.Tensor]:

@@ -43,7 +43,9 @@ def supports(model: Any) -> bool:
 
 
 def parameter_signature(model: torch.nn.Module) -> tuple:
-    """Changes whenever any parameter is replaced or updated in place (optimizer steps bump `_version`)."""
+    """Changes whenever a parameter is replaced or updated in place by autograd-visible ops (which bump
+    `_version`). Fused optimizer kernels (torch's fused AdamW) update in place without bumping it, so a trainer
+    says so explicitly: `Sampler.sync_weights()` re-packs unconditionally."""
     return tuple((p.data_ptr(), p._version) for p in model.parameters())
 
 
@@ -102,10 +104,10 @@ class LlamaRunner:
         self.refresh()
 
     # -- weights -------------------------------------------------------------------------------------
-    def refresh(self) -> None:
-        """Re-fuse and re-pack the weights if the model's parameters changed since the last call."""
+    def refresh(self, force: bool = False) -> None:
+        """Re-fuse and re-pack the weights if the model's parameters changed since the last call (or `force`)."""
         signature = parameter_signature(self.model)
-        if signature == self._signature:
+        if signature == self._signature and not force:
             return
         with torch.no_grad():
             body = self.model.model

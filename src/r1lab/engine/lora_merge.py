@@ -67,9 +67,9 @@ class MergedLoraRunner(LlamaRunner):
 
     _lora_signature: tuple | None = None
 
-    def refresh(self) -> None:
+    def refresh(self, force: bool = False) -> None:
         signature = parameter_signature(self.model)  # the real parameters, adapters included
-        if signature == self._lora_signature:
+        if signature == self._lora_signature and not force:
             return
         with merged_lora_weights(self.model):
             self._signature = None  # the merged tensors are new objects: always re-pack them

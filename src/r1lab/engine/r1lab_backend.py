@@ -59,7 +59,7 @@ class R1labRunner:
         self.vocab_size = model.config.vocab_size
         self.has_mtp = model.config.mtp_depth > 0
 
-    def refresh(self) -> None:
+    def refresh(self, force: bool = False) -> None:
         """The model's own forward reads its current weights; nothing is cached."""
 
     def _device(self) -> torch.device:

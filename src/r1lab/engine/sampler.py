@@ -46,8 +46,9 @@ class Sampler:
         return ids
 
     def sync_weights(self) -> None:
-        """Pick up weights changed by a trainer (the runners re-pack only when parameters changed)."""
-        self.runner.refresh()
+        """Pick up weights changed by a trainer: re-pack unconditionally (a fused optimizer step changes weights
+        without the version counters `generate`'s own check relies on)."""
+        self.runner.refresh(force=True)
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams | None = None, *,
                  on_tokens: TokenCallback | None = None) -> list[list[Completion]]:
