@@ -1,5 +1,5 @@
-"""The packed shared-prefix forward (each GRPO prompt run once, no padding) gives the plain forward's log-probs
-and gradients, whatever the packing budget and attention implementation."""
+"""The packed shared-prefix forward (each GRPO prompt run once, no padding, block-structured attention) gives the
+plain forward's log-probs and gradients."""
 
 from __future__ import annotations
 
@@ -64,52 +64,55 @@ def assert_same(ours, ref):
         torch.testing.assert_close(ours[2][name], g, rtol=1e-5, atol=1e-6 * float(g.abs().max()))
 
 
-@pytest.mark.parametrize("max_tokens", [None, 9, 1])  # one row per group; groups split over rows; a row each
-def test_logprobs_entropy_and_gradients_match_the_plain_forward(tiny_llama, max_tokens, monkeypatch):
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_logprobs_entropy_and_gradients_match_the_plain_forward(tiny_llama, attn):
     batch = grouped_batch()
     assert shared_prefix.applies(tiny_llama, batch)
-    if max_tokens is not None:
-        monkeypatch.setattr(shared_prefix, "pack_tokens", lambda config: max_tokens)
     mask = batch["comp_mask"].double()
-    ours = run_backward(tiny_llama, lambda: shared_prefix.completion_logprobs(tiny_llama, batch, with_entropy=True), mask)
-    ref = run_backward(tiny_llama, lambda: plain_logprobs(tiny_llama, batch), mask)
-    assert_same(ours, ref)
-
-
-def test_eager_attention_gets_an_additive_mask_and_the_same_result(tiny_llama):
-    batch = grouped_batch()
-    mask = batch["comp_mask"].double()
-    ref = run_backward(tiny_llama, lambda: plain_logprobs(tiny_llama, batch), mask)
-    tiny_llama.config._attn_implementation = "eager"
+    tiny_llama.config._attn_implementation = attn  # the plain forward's kernel; packing swaps in its own
     try:
+        ref = run_backward(tiny_llama, lambda: plain_logprobs(tiny_llama, batch), mask)
         ours = run_backward(tiny_llama, lambda: shared_prefix.completion_logprobs(tiny_llama, batch, with_entropy=True),
                             mask)
+        assert tiny_llama.config._attn_implementation == attn  # restored afterwards
     finally:
         tiny_llama.config._attn_implementation = "sdpa"
     assert_same(ours, ref)
 
 
-def test_packing_layout_prompt_once_no_padding_and_a_private_block_per_completion():
+def test_packed_attention_equals_dense_masked_attention():
+    """Block-structured attention == SDPA with the explicit mask, GQA included, float64."""
+    from r1lab.train.packed_attention import RowLayout, packed_attention_forward
+
+    torch.manual_seed(0)
+    p, lengths, T = 4, [3, 0, 5, 1], 15  # 13 real tokens + 2 of row padding
+    H, KVH, hd = 4, 2, 8
+    q, k, v = torch.randn(1, H, T, hd, dtype=torch.float64), torch.randn(1, KVH, T, hd, dtype=torch.float64), \
+        torch.randn(1, KVH, T, hd, dtype=torch.float64)
+    seg = torch.tensor([0] * p + [1] * 3 + [3] * 5 + [4] * 1 + [-1] * 2)
+    pos = torch.tensor(list(range(p)) + [4, 5, 6] + [4, 5, 6, 7, 8] + [4] + [0, 0])
+    allowed = (pos[None, :] <= pos[:, None]) & ((seg[None, :] == 0) | (seg[None, :] == seg[:, None]))
+    allowed |= torch.eye(T, dtype=torch.bool)
+    dense = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed, enable_gqa=True)
+    ours, _ = packed_attention_forward(None, q, k, v, None, scaling=hd**-0.5, packed_rows=[RowLayout.build(p, lengths)])
+    real = seg >= 0
+    torch.testing.assert_close(ours[0][real], dense[0].transpose(0, 1)[real])
+    assert (ours[0][~real] == 0).all()
+
+
+def test_packing_layout_prompt_once_no_padding_and_one_row_per_group():
     batch = grouped_batch()
-    packed = shared_prefix.pack(batch, max_tokens=100)
+    packed = shared_prefix.pack(batch)
     assert packed.input_ids.shape[0] == 3  # one packed row per prompt group
     # group a: prompt (4) + completion inputs 2 + 0 + 4 tokens; positions restart after the prompt
     assert packed.input_ids[0, :10].tolist() == [5, 6, 7, 8, 11, 12, 15, 16, 17, 18]
     assert packed.position_ids[0, :10].tolist() == [0, 1, 2, 3, 4, 5, 4, 5, 6, 7]
-    allowed = packed.attention_mask()[0, 0]
-    assert allowed[6, :4].all() and not allowed[6, 4:6].any()  # 2nd completion sees the prompt, not the 1st
-    assert allowed[4, :5].all() and not allowed[3, 4]  # causal; the prompt never sees completions
+    row = packed.rows[0]
+    assert row.prompt_len == 4 and row.valid.sum(-1).tolist() == [2, 0, 4]
+    assert row.index[2].tolist() == [6, 7, 8, 9]
     # every valid completion token has one predicting position; completion token 0 is the prompt's last token
     assert len(packed.source) == int(batch["comp_len"].sum())
     assert packed.source[:4].tolist() == [3, 4, 5, 3]
-
-
-def test_pack_budget_follows_the_attention_to_linear_flop_ratio():
-    from transformers import LlamaConfig
-
-    cfg = LlamaConfig(hidden_size=576, intermediate_size=1536, num_attention_heads=9, num_key_value_heads=3)
-    linear = 2 * (576 * 64 * (2 * 9 + 2 * 3) + 3 * 576 * 1536)
-    assert shared_prefix.pack_tokens(cfg) == int(shared_prefix.ATTENTION_SHARE * linear / (4 * 9 * 64))
 
 
 def test_rl_forward_uses_it_and_keeps_the_temperature(tiny_llama):
