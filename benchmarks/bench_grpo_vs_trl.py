@@ -19,11 +19,12 @@ Each trainer runs in its own child process with the same torch thread count (def
 OpenMP threads than free cores spin against other processes and make both sides noisy), takes WARMUP steps
 that are not timed, then STEPS timed steps. A step is everything between two optimizer steps: generation,
 rewards, reference and policy log-probs, backward, clipping, AdamW. TRL is timed by a TrainerCallback
-(on_step_end to on_step_end); r1lab by its loop's `step_time_s`. Completion lengths differ between the two
-samplers' random draws, so mean completion length is printed next to each time.
+(on_step_end to on_step_end); r1lab by its loop's `step_time_s`. Both see the same two prompts at each step (TRL
+gets the dataset in r1lab's visiting order, unshuffled); completion lengths still differ with the samplers'
+random draws, so the mean completion length is printed next to each time.
 
 Run: .venv/bin/python benchmarks/bench_grpo_vs_trl.py        (needs: pip install 'r1lab[bench,smollm2]')
-Env: R1LAB_BENCH_STEPS (timed steps, 3), R1LAB_BENCH_WARMUP (1), R1LAB_BENCH_THREADS (1).
+Env: R1LAB_BENCH_STEPS (timed steps, 5), R1LAB_BENCH_WARMUP (1), R1LAB_BENCH_THREADS (1).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 PROMPTS, G, MAX_NEW, TEMPERATURE, BETA, MU, LR = 2, 8, 48, 1.0, 0.04, 1, 1e-5
-STEPS = int(os.environ.get("R1LAB_BENCH_STEPS", "3"))
+STEPS = int(os.environ.get("R1LAB_BENCH_STEPS", "5"))
 WARMUP = int(os.environ.get("R1LAB_BENCH_WARMUP", "1"))
 THREADS = int(os.environ.get("R1LAB_BENCH_THREADS", "1"))
 N_RECORDS = 64
@@ -52,6 +53,15 @@ def load_records() -> list[dict]:
     from r1lab.recipe.smollm2 import TASK
 
     return load_task(TASK, "train", N_RECORDS, 0)
+
+
+def r1lab_visiting_order(records: list[dict]) -> list[dict]:
+    """The records in the order r1lab's RL stage visits them (data.seed 0, first epoch), so that both trainers
+    spend step k on the same prompts: completion lengths, and with them step times, depend on the prompt."""
+    import torch
+
+    order = torch.randperm(len(records), generator=torch.Generator().manual_seed(0))
+    return [records[int(i)] for i in order]
 
 
 def run_trl(bf16: bool = False) -> dict:
@@ -69,7 +79,7 @@ def run_trl(bf16: bool = False) -> dict:
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     template = get_template("chat")
     rows = [{"prompt": template.render(r["prompt"], tokenizer), "answer": str(r["answer"]), "task": r["task"],
-             "metadata_json": json.dumps(r["metadata"])} for r in load_records()]
+             "metadata_json": json.dumps(r["metadata"])} for r in r1lab_visiting_order(load_records())]
 
     class StepTimer(TrainerCallback):
         def __init__(self):
@@ -88,7 +98,7 @@ def run_trl(bf16: bool = False) -> dict:
         num_iterations=MU, learning_rate=LR, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
         adam_beta1=0.9, adam_beta2=0.999, max_grad_norm=1.0, max_steps=WARMUP + STEPS, gradient_accumulation_steps=1,
         logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, bf16=bf16, seed=0, disable_tqdm=True,
-        dataloader_num_workers=0,
+        dataloader_num_workers=0, shuffle_dataset=False,  # r1lab's prompt order (see r1lab_visiting_order)
     )
     trainer = GRPOTrainer(model=model, reward_funcs=[SmolReward()], args=args,
                           train_dataset=Dataset.from_list(rows), processing_class=tokenizer, callbacks=[timer])
