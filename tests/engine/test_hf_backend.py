@@ -112,10 +112,7 @@ def test_seeded_sampling_is_deterministic_and_independent_of_batching(llama):
     assert len({tuple(x) for x in ids(a)[0]}) > 1  # the n samples of one prompt differ
 
 
-def test_finished_rows_leave_the_batch(llama, monkeypatch):
-    from r1lab.engine import loop
-
-    monkeypatch.setattr(loop, "COMPACT_SHARE", 1.0)  # drop a finished row at once
+def test_finished_rows_leave_the_batch(llama):
     sampler = make_sampler(llama, None)
     probe = sampler.generate(PROMPTS, SamplingParams(temperature=0, max_new_tokens=6))
     stop_id = probe[1][0].token_ids[1]  # row 1 stops after its 2nd token
@@ -127,20 +124,6 @@ def test_finished_rows_leave_the_batch(llama, monkeypatch):
     stopped = [i for i, (c,) in enumerate(out) if c.finish_reason == "stop"]
     assert 1 in stopped
     assert batch_sizes[0] == 3 and batch_sizes[-1] == 3 - len(stopped)
-
-
-@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])  # never, at half, at once
-def test_when_finished_rows_leave_the_batch_changes_no_output(llama, monkeypatch, share):
-    from r1lab.engine import loop
-
-    params = SamplingParams(n=4, temperature=1.0, max_new_tokens=10, stop_token_ids=[3, 5, 7], seed=3)
-    reference = make_sampler(llama, None).generate(PROMPTS, params)
-    monkeypatch.setattr(loop, "COMPACT_SHARE", share)
-    out = make_sampler(llama, None).generate(PROMPTS, params)
-    assert [[c.token_ids for c in g] for g in out] == [[c.token_ids for c in g] for g in reference]
-    assert any(c.finish_reason == "stop" for g in out for c in g)
-    for a, b in zip((c for g in out for c in g), (c for g in reference for c in g)):
-        torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-5, rtol=1e-5)
 
 
 def test_weight_updates_are_picked_up_and_training_mode_restored():

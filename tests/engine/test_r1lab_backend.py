@@ -54,10 +54,7 @@ def test_mixed_length_batch_equals_each_prompt_alone(model):
         assert sampler.generate([prompt], params)[0][0].token_ids == completion.token_ids
 
 
-def test_finished_rows_leave_the_cache(model, monkeypatch):
-    from r1lab.engine import loop
-
-    monkeypatch.setattr(loop, "COMPACT_SHARE", 1.0)  # drop a finished row at once (default: when half are done)
+def test_finished_rows_leave_the_cache(model):
     sampler = make_sampler(model, None)
     free = sampler.generate(PROMPTS, SamplingParams(temperature=0, max_new_tokens=6))
     stop_id = free[2][0].token_ids[0]

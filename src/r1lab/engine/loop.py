@@ -3,10 +3,7 @@
 A runner provides `prefill(prompts, max_len) -> (state, last_logits[P, V])`, `repeat(state, n)`,
 `select(state, rows)` and `decode(state, tokens[B]) -> logits[B, V]`. The loop prefills each distinct
 prompt once, repeats its cache for the n samples, samples with per-row random streams, and drops
-finished rows from the batch once at most COMPACT_SHARE of its rows are still running: a decode step
-streams every weight whatever the batch, so a few idle rows cost little, while dropping them copies the
-whole cache (tens of MB for SmolLM2 at batch 16). Idle rows decode a placeholder token; nothing of theirs
-is read.
+finished rows from the batch before the next decode step, so they cost nothing afterwards.
 """
 
 from __future__ import annotations
@@ -21,7 +18,6 @@ from r1lab.engine.sampling import sample_tokens
 from r1lab.engine.stopping import StopCriteria
 
 # on_tokens(rows, tokens): global row ids (prompt_index * n + sample_index) and their new tokens.
-COMPACT_SHARE = 0.5  # drop finished rows from the decode batch when at most this share of it is running
 TokenCallback = Callable[[list[int], list[int]], None]
 
 
@@ -84,9 +80,7 @@ def run_chunk(runner: Any, prompts: list[list[int]], prompt_indices: list[int], 
     state, logits = runner.prefill(prompts, max(len(p) for p in prompts) + steps)
     state = runner.repeat(state, n)
     logits = logits.repeat_interleave(n, dim=0)
-    alive = torch.arange(len(keys))  # global row of each running row
-    slot = torch.arange(len(keys))  # its row in the decode batch (state)
-    width = len(keys)  # rows in the decode batch, running or idle
+    alive = torch.arange(len(keys))  # global row of each batch row
     while True:
         u = uniforms[alive, buffers.lengths[alive]].to(logits.device)
         tokens, lp, plp = sample_tokens(logits, params, u)
@@ -99,13 +93,6 @@ def run_chunk(runner: Any, prompts: list[list[int]], prompt_indices: list[int], 
             break
         if done.any():
             keep = (~done).nonzero().squeeze(-1)
-            alive, slot, tokens = alive[keep], slot[keep], tokens[keep.to(tokens.device)]
-            if len(slot) <= COMPACT_SHARE * width:
-                state, slot, width = runner.select(state, slot), torch.arange(len(slot)), len(slot)
-        if len(slot) == width:
-            logits = runner.decode(state, tokens)
-        else:  # idle rows decode a placeholder; only the running rows' logits are kept
-            batch = torch.zeros(width, dtype=tokens.dtype, device=tokens.device)
-            batch[slot.to(tokens.device)] = tokens
-            logits = runner.decode(state, batch)[slot.to(logits.device)]
+            state, alive, tokens = runner.select(state, keep), alive[keep], tokens[keep.to(tokens.device)]
+        logits = runner.decode(state, tokens)
     return [[buffers.completion(i * n + j, prompts[i], stop) for j in range(n)] for i in range(len(prompts))]
