@@ -6,9 +6,10 @@ fused into one QKV and one gate/up matrix per layer and prepacked for oneDNN, ke
 KV cache tensor for all layers (fp32 on CPUs), runs the prompts' common prefix (a chat template's system
 prompt) once for the batch, and computes the output head only for the last position of a prompt.
 Its logits match the HF forward (tests check this); other architectures use `HFGenericRunner`.
-`compute_dtype=torch.bfloat16` runs an fp32 model with bf16 weights and activations (norm statistics
-and sampling stay fp32): decode streams every weight once per step, so halving the bytes is the
-largest speed lever on a CPU, at the price of logits that differ from the fp32 forward (~1e-2).
+`compute_dtype=torch.bfloat16` runs an fp32 model with bf16 weights and matmul inputs (the decode step's
+residual stream, norms, RoPE, attention and sampling stay fp32): decode streams every weight once per step,
+so halving the bytes is the largest speed lever on a CPU, at the price of logits that differ from the fp32
+forward (~1e-2).
 """
 
 from __future__ import annotations
