@@ -42,11 +42,7 @@ def build_adamw(modules: Iterable[nn.Module], lr: float, weight_decay: float, be
         raise ValueError("no trainable parameters")
     for g in groups:
         g["initial_lr"] = lr
-    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=fused_supported(decay + no_decay))
-
-
-def fused_supported(params: list[nn.Parameter]) -> bool:
-    """The fused AdamW kernel (one pass over each tensor; 6x faster than the per-op update for SmolLM2 on a
-    CPU) takes plain floating-point tensors on CPU or CUDA; sharded DTensors and other devices keep foreach."""
-    return all(type(p.data) is torch.Tensor and p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point
-               for p in params)
+    # Not fused=True: the fused kernel is 6x faster per SmolLM2 step on this CPU, but with it the default tiny
+    # pipeline's base reached 28.2% held-out pass@1 against 63.6% with this implementation (one run each,
+    # `benchmarks/bench_pipeline.py`); kept off until that is understood.
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
