@@ -149,11 +149,12 @@ class LlamaRunner:
         xf = x.float()
         return (weight * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps))).to(dtype or x.dtype)
 
-    def _rope(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """positions [...] -> cos, sin [..., hd] in the model dtype (HF's rotate-half convention)."""
+    def _rope(self, positions: torch.Tensor, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """positions [...] -> cos, sin [..., hd] in `dtype` (default: the compute dtype; HF's rotate-half convention)."""
         freqs = positions[..., None].float() * self.inv_freq
         emb = torch.cat((freqs, freqs), dim=-1)
-        return (emb.cos() * self.rope_scale).to(self.dtype), (emb.sin() * self.rope_scale).to(self.dtype)
+        dtype = dtype or self.dtype
+        return (emb.cos() * self.rope_scale).to(dtype), (emb.sin() * self.rope_scale).to(dtype)
 
     @staticmethod
     def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -251,10 +252,9 @@ class LlamaRunner:
             raise RuntimeError(f"KV cache full ({state.kv.shape[4]} slots)")
         H, KVH, hd, dt, cache_dt = self.n_heads, self.n_kv, self.head_dim, self.dtype, self.cache_dtype
         G, half, n_qk = H // KVH, hd // 2, H + KVH
-        freqs = (t - state.pad)[:, None].float() * self.inv_freq  # [B, hd/2]
-        cos = (freqs.cos() * self.rope_scale).repeat(1, 2)[:, None]  # [B, 1, hd]
-        sin = (freqs.sin() * self.rope_scale)[:, None]
-        sin = torch.cat((-sin, sin), dim=-1)  # rotate-half as a swap of halves times a signed sine
+        cos, sin = self._rope(t - state.pad, torch.float32)  # [B, hd]
+        cos = cos[:, None]  # [B, 1, hd]
+        sin = torch.cat((-sin[:, None, :half], sin[:, None, half:]), dim=-1)  # rotate-half: swapped halves x signed sine
         slots = torch.arange(t + 1, device=self.device)[None, :]
         invalid = (slots >= state.prefix) & (slots < state.prefix + state.pad[:, None])  # [B, t+1] padding
         bias = torch.zeros(B, 1, t + 1, dtype=cache_dt, device=self.device).masked_fill_(invalid[:, None], float("-inf"))
