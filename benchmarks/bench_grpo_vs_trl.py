@@ -3,7 +3,9 @@
 Configuration (both): SmolLM2-135M-Instruct (the `smollm2-135m` source's cached HF directory, offline), the
 recipe task (r1lab.recipe.smollm2.TASK) rendered with the chat template and `<think>\\n` prefilled, 2 prompts x
 8 completions per step, at most 48 new tokens, temperature 1, beta 0.04 (reference model on), mu 1 (one
-optimizer step per generation batch), lr 1e-5 (constant), AdamW betas (0.9, 0.999), grad-norm clip 1.0, the
+optimizer step per generation batch), lr 1e-5 (constant), AdamW betas (0.9, 0.999) with torch's fused kernel
+(TRL's default through transformers' `optim="adamw_torch_fused"` on torch>=2.8; r1lab's `train.adamw_impl:
+fused`; the kernel each side used is printed), grad-norm clip 1.0, the
 same reward function (`SmolReward`: last-number accuracy + 0.25 x format_soft) and TRL's default objective
 (`loss_type="dapo"`, group-scaled advantages, KL bias correction), which r1lab runs as
 `trl_objective(beta=0.04)` (tests/smol/test_smol_trl_parity.py checks the two losses agree).
@@ -106,7 +108,15 @@ def run_trl(bf16: bool = False) -> dict:
     times = [b - a for a, b in zip(timer.marks, timer.marks[1:])]
     logs = [h for h in trainer.state.log_history if "completions/mean_length" in h]
     return {"times": times[WARMUP:], "lengths": [h["completions/mean_length"] for h in logs][WARMUP:],
-            "rewards": [h.get("reward") for h in logs][WARMUP:]}
+            "rewards": [h.get("reward") for h in logs][WARMUP:], "optimizer": adamw_kernel(trainer.optimizer)}
+
+
+def adamw_kernel(optimizer) -> str:
+    """'AdamW fused' / 'AdamW foreach' / ... for the torch optimizer inside accelerate's wrapper."""
+    inner = getattr(optimizer, "optimizer", optimizer)
+    d = inner.defaults
+    kind = "fused" if d.get("fused") else "foreach" if d.get("foreach") in (None, True) else "for-loop"
+    return f"{type(inner).__name__} {kind}"
 
 
 def run_r1lab(precision: str = "fp32") -> dict:
@@ -123,13 +133,13 @@ def run_r1lab(precision: str = "fp32") -> dict:
         **trl_objective(beta=BETA, mu=MU),
         "train": {"out_dir": tempfile.mkdtemp(prefix="bench_r1lab_"), "lr": LR, "schedule": "constant",
                   "betas": [0.9, 0.999], "max_grad_norm": 1.0, "max_steps": WARMUP + STEPS, "progress": False,
-                  "tensorboard": False, "entropy_floor": None, "precision": precision},
+                  "tensorboard": False, "entropy_floor": None, "precision": precision, "adamw_impl": "fused"},
     })
     res = rl(cfg, records=load_records(), reward_fns={"smol_reward": SmolReward()})
     hist = res.history[WARMUP:]
     return {"times": [h["step_time_s"] for h in hist], "lengths": [h["completions/mean_length"] for h in hist],
             "rewards": [h.get("reward") for h in hist],
-            "generation_s": [h.get("time/generation_s") for h in hist]}
+            "generation_s": [h.get("time/generation_s") for h in hist], "optimizer": f"AdamW {cfg.train.adamw_impl}"}
 
 
 def child(which: str) -> None:
@@ -169,11 +179,12 @@ def main() -> None:
           f"T={TEMPERATURE}, beta={BETA}, mu={MU}, lr={LR}; {WARMUP} warm-up + {STEPS} timed steps; "
           f"torch threads {THREADS}; cores {os.cpu_count()}")
     results = {name: spawn(name) for name in ("trl-bf16", "r1lab-bf16", "trl", "r1lab")}
-    print(f"{'trainer':11} {'s/step (median)':>16} {'mean':>8} {'steps':>6} {'mean completion len':>20}  load avg (1/5/15 min)")
+    print(f"{'trainer':11} {'s/step (median)':>16} {'mean':>8} {'steps':>6} {'mean completion len':>20}  "
+          f"{'optimizer':14} load avg (1/5/15 min)")
     for name, r in results.items():
         lengths = [x for x in r["lengths"] if x is not None]
         print(f"{name:11} {statistics.median(r['times']):16.2f} {statistics.mean(r['times']):8.2f} {len(r['times']):6d} "
-              f"{statistics.mean(lengths) if lengths else float('nan'):20.1f}  {r['load']}")
+              f"{statistics.mean(lengths) if lengths else float('nan'):20.1f}  {r['optimizer']:14} {r['load']}")
     for name in ("r1lab-bf16", "r1lab"):
         gen = [x for x in results[name].get("generation_s", []) if x is not None]
         if gen:

@@ -93,6 +93,25 @@ def test_norms_biases_and_embeddings_are_not_decayed():
     assert len(decay) == 2
 
 
+def test_fused_adamw_takes_the_same_steps_as_foreach(tmp_path):
+    """The two kernels are one update rule: 20 steps of the toy end at the same weights (float rounding)."""
+    finals = []
+    for impl in ("foreach", "fused"):
+        torch.manual_seed(0)
+        model = Toy()
+        train(model, toy_stage(), cfg(tmp_path / impl, max_steps=20, lr=0.05, weight_decay=0.1, adamw_impl=impl))
+        finals.append([p.detach().clone() for p in model.parameters()])
+    for a, b in zip(*finals):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    torch.manual_seed(0)
+    assert not all(torch.allclose(a, p) for a, p in zip(finals[0], Toy().parameters()))  # it did train
+
+
+def test_unknown_adamw_kernel_is_a_config_error(tmp_path):
+    with pytest.raises(ValueError, match="adamw_impl"):
+        cfg(tmp_path, adamw_impl="apex")
+
+
 # ---------------------------------------------------------------- the loop end to end
 def test_loss_falls_and_every_step_is_logged(tmp_path):
     torch.manual_seed(0)

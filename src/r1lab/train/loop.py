@@ -215,7 +215,7 @@ def train(model: nn.Module, stage: Any, cfg: TrainConfig, *, run_config: dict | 
     if dp is not None:
         dp.wrap(model, extra, device)
     optimizer = build_adamw([model, *extra.values()], cfg.lr, cfg.weight_decay, tuple(cfg.betas), cfg.eps,
-                            cfg.decay_embeddings)
+                            cfg.decay_embeddings, cfg.adamw_impl)
     params = [p for g in optimizer.param_groups for p in g["params"]]
     config_record = {"train": cfg.model_dump(mode="json"), **(run_config or {})}
 
