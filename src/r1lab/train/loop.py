@@ -53,6 +53,7 @@ from r1lab.train.checkpoint import CHECKPOINT, checkpoint_step, load_checkpoint,
 from r1lab.train.config import TrainConfig
 from r1lab.train.health import HealthAlarm, SoftAlarms, first_nonfinite
 from r1lab.train.metrics_log import MetricsLogger
+from r1lab.host_memory import retain_freed_memory
 from r1lab.train.optim import build_adamw
 from r1lab.train.rng import seed_everything
 from r1lab.train.schedule import lr_factor
@@ -207,6 +208,8 @@ def train(model: nn.Module, stage: Any, cfg: TrainConfig, *, run_config: dict | 
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device) if dp is None else device_for_rank(cfg.device)
+    if device.type == "cpu":
+        retain_freed_memory()  # steps reuse warm pages instead of page-faulting fresh ones (r1lab.host_memory)
     total = _total_steps(cfg, stage)
     extra: dict[str, nn.Module] = dict(getattr(stage, "extra_modules", None) or {})
     model.to(device)
