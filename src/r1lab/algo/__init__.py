@@ -18,7 +18,7 @@ from r1lab.algo.aggregation import (
 from r1lab.algo.dynamic_sampling import FillResult, fill_batch, has_reward_spread
 from r1lab.algo.gae import gae, outcome_token_rewards, whiten
 from r1lab.algo.kl import kl_estimate
-from r1lab.algo.logprobs import token_entropy, token_logprobs
+from r1lab.algo.logprobs import selected_logprobs, token_entropy, token_logprobs
 from r1lab.algo.overlong import mask_truncated
 from r1lab.algo.policy_loss import merge_metrics, policy_loss
 from r1lab.algo.presets import ObjectiveConfig, get_preset, list_presets, register_preset
@@ -29,6 +29,7 @@ __all__ = [
     "get_aggregation", "get_preset", "group_advantages", "has_reward_spread", "kl_estimate",
     "list_advantages", "list_aggregations", "list_presets", "mask_truncated", "merge_metrics",
     "outcome_token_rewards", "policy_loss", "register_advantage", "register_aggregation",
-    "register_preset", "rloo_advantages", "token_entropy", "token_logprobs", "value_loss", "whiten",
+    "register_preset", "rloo_advantages", "selected_logprobs", "token_entropy", "token_logprobs", "value_loss",
+    "whiten",
     "zero_spread_groups",
 ]

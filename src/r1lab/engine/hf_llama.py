@@ -113,7 +113,9 @@ class LlamaRunner:
         with torch.no_grad():
             body = self.model.model
             self.dtype = self.compute_dtype or body.embed_tokens.weight.dtype
-            self.embed = body.embed_tokens.weight.detach().to(self.dtype)
+            # the table itself, not a cast copy (a 49k-row table is 113 MB in fp32): rows are rounded to the
+            # compute dtype when looked up
+            self.embed = body.embed_tokens.weight.detach()
             self.device = self.embed.device
             # CPU batched matmuls over a bf16 cache slice copy it first (several times slower than fp32 here), and
             # the cache is small next to the weights: keep it, and decode attention, in fp32 on CPUs.
@@ -211,7 +213,7 @@ class LlamaRunner:
         start, (R, S) = state.length, ids.shape
         cos, sin = self._rope(positions)  # [R, S, hd]
         cos, sin = cos[:, None], sin[:, None]
-        h = self.embed[ids]  # [R, S, D]
+        h = self.embed[ids].to(self.dtype)  # [R, S, D]
         for i, layer in enumerate(self.layers):
             q, k, v = self._split_qkv(layer.qkv(self._norm(h, layer.input_norm)))
             q = self._rotate(q.transpose(1, 2), cos, sin)  # [R, H, S, hd]
@@ -260,7 +262,7 @@ class LlamaRunner:
         bias = torch.zeros(B, 1, t + 1, dtype=cache_dt, device=self.device).masked_fill_(invalid[:, None], float("-inf"))
         bias = bias.repeat_interleave(KVH, dim=0)  # [B*KVH, 1, t+1]
         scale = hd**-0.5
-        h = self.embed[tokens.to(self.device)].float()  # [B, D]
+        h = self.embed[tokens.to(self.device)].to(dt).float()  # [B, D]
         norm = self._norm
         for i, layer in enumerate(self.layers):
             qkv = layer.qkv(norm(h, layer.input_norm, dt))  # [B, (H + 2 KVH) hd]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from r1lab.algo import token_entropy, token_logprobs
+from r1lab.algo import selected_logprobs
 
 
 def is_r1lab_model(model: nn.Module) -> bool:
@@ -56,7 +56,4 @@ def completion_logprobs(
         return shared_prefix.completion_logprobs(model, batch, temperature, with_entropy=with_entropy)
     logits, _ = forward_outputs(model, batch["input_ids"], batch["attention_mask"])
     pred = gather_positions(logits, batch["comp_index"] - 1)  # [B, C, V]: logits that predict each token
-    pred = pred.float() / (temperature if temperature > 0 else 1.0)
-    logp = token_logprobs(pred, batch["targets"])
-    entropy = token_entropy(pred.detach()) if with_entropy else None
-    return logp, entropy
+    return selected_logprobs(pred, batch["targets"], temperature, with_entropy=with_entropy)

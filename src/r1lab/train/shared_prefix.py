@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from r1lab.algo import selected_logprobs
 from r1lab.train.packed_attention import RowLayout, use_packed_attention
 
 SUPPORTED_TYPES = {"llama", "qwen2", "qwen3", "mistral"}
@@ -108,15 +109,7 @@ def completion_logprobs(model: Any, batch: dict[str, torch.Tensor], temperature:
     """(logp[N,C], entropy[N,C] or None) in fp32, the head evaluated on completion tokens only."""
     hidden, valid = completion_hidden(model, batch)
     logits = model.get_output_embeddings()(hidden)  # [M, V]
-    logits = logits.float() if logits.dtype != torch.float64 else logits
-    if temperature > 0 and temperature != 1:
-        logits = logits / temperature
-    log_probs = torch.log_softmax(logits, dim=-1)  # [M, V], shared by the log-probs and the entropy
-    logp_valid = log_probs.gather(-1, batch["targets"][valid].unsqueeze(-1)).squeeze(-1)  # [M]
+    logp_valid, ent_valid = selected_logprobs(logits, batch["targets"][valid], temperature, with_entropy=with_entropy)
     logp = logp_valid.new_zeros(valid.shape).masked_scatter(valid, logp_valid)
-    entropy = None
-    if with_entropy:
-        with torch.no_grad():
-            ent_valid = -(log_probs.exp() * log_probs).sum(-1)
-        entropy = ent_valid.new_zeros(valid.shape).masked_scatter(valid, ent_valid)
+    entropy = ent_valid.new_zeros(valid.shape).masked_scatter(valid, ent_valid) if with_entropy else None
     return logp, entropy
