@@ -49,11 +49,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from r1lab.host_memory import retain_freed_memory
 from r1lab.train.checkpoint import CHECKPOINT, checkpoint_step, load_checkpoint, save_checkpoint
 from r1lab.train.config import TrainConfig
 from r1lab.train.health import HealthAlarm, SoftAlarms, first_nonfinite
 from r1lab.train.metrics_log import MetricsLogger
-from r1lab.host_memory import retain_freed_memory
 from r1lab.train.optim import build_adamw
 from r1lab.train.rng import seed_everything
 from r1lab.train.schedule import lr_factor
