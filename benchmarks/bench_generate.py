@@ -4,6 +4,8 @@
 2. SmolLM2-135M-Instruct, batch 16, 64 new tokens, temperature 1 (no top-k/top-p), EOS ignored so every
    row produces 64 tokens: transformers' `generate` vs r1lab's lean Llama runner vs r1lab's loop over the HF
    forward, on 16 distinct prompts and on 2 prompts x 8 samples (GRPO's shape: one prefill per prompt).
+   The upper bounds time the weight matmuls alone of one decode step (the runner's packed projections and
+   head): no engine can beat transformers at the same precision by more than that, whatever else it saves.
 3. A tiny r1lab DeepSeek-V3 model trained here for 300 steps (about a minute), with MTP, on a deterministic-ish
    corpus (repeating token cycles, 3% noise): plain decoding vs MTP speculative decoding with the sampler's default
    3 chained drafts per verify step and with 1 draft (acceptance, speedup), and transformers' `generate` on the
@@ -92,8 +94,15 @@ def bench_smollm2(peak: float) -> dict:
         print(f"SmolLM2-135M, batch {BATCH} ({shape}), {NEW_TOKENS} new tokens, T=1:")
         for name, tps in row.items():
             print(f"  {name:<26} {tps:8.1f} tokens/s   x{tps / row['transformers fp32']:.2f} vs transformers fp32")
-    params_count = sum(p.numel() for p in model.parameters())
     main = results["16 prompts x 1"]
+    bounds = {}
+    for name, sampler, base in (("fp32", lean, "transformers fp32"), ("bf16", lean_bf16, "transformers bf16")):
+        floor = matmul_floor_seconds(sampler.runner)
+        bounds[name] = BATCH / floor / main[base]
+        print(f"  {name} weight matmuls of one batch-{BATCH} decode step (oneDNN prepacked, 30 layers + head): "
+              f"{floor * 1e3:.1f} ms -> at most x{bounds[name]:.2f} vs {base} even if attention, norms, sampling "
+              f"and prefill cost nothing")
+    params_count = sum(p.numel() for p in model.parameters())
     tps = main["r1lab lean fp32"]
     share = 2 * params_count * tps / peak
     print(f"  fp32 decode FLOP rate: 2 x {params_count / 1e6:.1f}M params x {tps:.0f} tok/s = "
@@ -101,7 +110,26 @@ def bench_smollm2(peak: float) -> dict:
     return {"speedup": tps / main["transformers fp32"],
             "bf16_speedup": main["r1lab lean bf16"] / main["transformers bf16"],
             "grpo_speedup": results["2 prompts x 8"]["r1lab lean fp32"] / results["2 prompts x 8"]["transformers fp32"],
-            "share": share}
+            "share": share, "bound_fp32": bounds["fp32"], "bound_bf16": bounds["bf16"]}
+
+
+def matmul_floor_seconds(runner, rounds: int = 5) -> float:
+    """Best time of the weight matmuls alone of one decode step of `runner` (a LlamaRunner) at batch BATCH.
+
+    Every projection and the output head run once on random inputs, as in `LlamaRunner.decode`; a step streams
+    all weights (larger than the CPU's caches), so this is the floor any decode step on these weights pays.
+    """
+    linears = [f for layer in runner.layers for f in (layer.qkv, layer.o, layer.gate_up, layer.down)]
+    linears.append(runner.head)
+    inputs = [torch.randn(BATCH, f.in_features, dtype=runner.dtype) for f in linears]
+
+    def step():
+        for f, x in zip(linears, inputs):
+            f(x)
+
+    with torch.inference_mode():
+        step()
+        return timed(step, repeats=rounds)
 
 
 # ---------------------------------------------------------------- tiny r1lab model with MTP
@@ -306,6 +334,8 @@ def main() -> int:
     print(f"RESULT mtp_speedup_greedy {mtp['greedy']['spec'] / mtp['greedy']['plain']:.2f}")
     print(f"RESULT absorbed_vs_naive_decode_1k {absorbed_gain:.2f}")
     print(f"RESULT decode_share_of_peak {smol['share']:.3f}")
+    print(f"RESULT hf_speedup_upper_bound_fp32 {smol['bound_fp32']:.2f}")
+    print(f"RESULT hf_speedup_upper_bound_bf16 {smol['bound_bf16']:.2f}")
     return 0
 
 
