@@ -57,6 +57,9 @@ def load_records() -> list[dict]:
     return load_task(TASK, "train", N_RECORDS, 0)
 
 
+SCRATCH: str | None = None  # the child's temporary directory (removed when the child ends)
+
+
 def r1lab_visiting_order(records: list[dict]) -> list[dict]:
     """The records in the order r1lab's RL stage visits them (data.seed 0, first epoch), so that both trainers
     spend step k on the same prompts: completion lengths, and with them step times, depend on the prompt."""
@@ -95,7 +98,7 @@ def run_trl(bf16: bool = False) -> dict:
 
     timer = StepTimer()
     args = GRPOConfig(
-        output_dir=tempfile.mkdtemp(prefix="bench_trl_"), per_device_train_batch_size=PROMPTS * G,
+        output_dir=tempfile.mkdtemp(prefix="trl_", dir=SCRATCH), per_device_train_batch_size=PROMPTS * G,
         num_generations=G, max_completion_length=MAX_NEW, temperature=TEMPERATURE, beta=BETA,
         num_iterations=MU, learning_rate=LR, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
         adam_beta1=0.9, adam_beta2=0.999, max_grad_norm=1.0, max_steps=WARMUP + STEPS, gradient_accumulation_steps=1,
@@ -131,7 +134,7 @@ def run_r1lab(precision: str = "fp32") -> dict:
                     "temperature": TEMPERATURE},
         "rewards": [{"name": "smol_reward"}],
         **trl_objective(beta=BETA, mu=MU),
-        "train": {"out_dir": tempfile.mkdtemp(prefix="bench_r1lab_"), "lr": LR, "schedule": "constant",
+        "train": {"out_dir": tempfile.mkdtemp(prefix="r1lab_", dir=SCRATCH), "lr": LR, "schedule": "constant",
                   "betas": [0.9, 0.999], "max_grad_norm": 1.0, "max_steps": WARMUP + STEPS, "progress": False,
                   "tensorboard": False, "entropy_floor": None, "precision": precision, "adamw_impl": "fused"},
     })
@@ -145,12 +148,14 @@ def run_r1lab(precision: str = "fp32") -> dict:
 def child(which: str) -> None:
     import torch
 
+    global SCRATCH
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
-    if which.startswith("trl"):
-        out = run_trl(bf16=which == "trl-bf16")
-    else:
-        out = run_r1lab("bf16" if which == "r1lab-bf16" else "fp32")
+    with tempfile.TemporaryDirectory(prefix="bench_grpo_") as SCRATCH:  # checkpoints (1.6 GB for r1lab) go with it
+        if which.startswith("trl"):
+            out = run_trl(bf16=which == "trl-bf16")
+        else:
+            out = run_r1lab("bf16" if which == "r1lab-bf16" else "fp32")
     print("BENCH_JSON " + json.dumps(out), flush=True)
 
 
