@@ -5,7 +5,8 @@
    row produces 64 tokens: transformers' `generate` vs r1lab's lean Llama runner vs r1lab's loop over the HF
    forward, on 16 distinct prompts and on 2 prompts x 8 samples (GRPO's shape: one prefill per prompt).
    The upper bounds time the weight matmuls alone of one decode step (the runner's packed projections and
-   head): no engine can beat transformers at the same precision by more than that, whatever else it saves.
+   head): a decoder on these kernels cannot beat transformers at the same precision by more than that,
+   whatever else it saves.
 3. A tiny r1lab DeepSeek-V3 model trained here for 300 steps (about a minute), with MTP, on a deterministic-ish
    corpus (repeating token cycles, 3% noise): plain decoding vs MTP speculative decoding with the sampler's default
    3 chained drafts per verify step and with 1 draft (acceptance, speedup), and transformers' `generate` on the
