@@ -57,9 +57,6 @@ def load_records() -> list[dict]:
     return load_task(TASK, "train", N_RECORDS, 0)
 
 
-SCRATCH: str | None = None  # the child's temporary directory (removed when the child ends)
-
-
 def r1lab_visiting_order(records: list[dict]) -> list[dict]:
     """The records in the order r1lab's RL stage visits them (data.seed 0, first epoch), so that both trainers
     spend step k on the same prompts: completion lengths, and with them step times, depend on the prompt."""
@@ -69,7 +66,7 @@ def r1lab_visiting_order(records: list[dict]) -> list[dict]:
     return [records[int(i)] for i in order]
 
 
-def run_trl(bf16: bool = False) -> dict:
+def run_trl(out_dir: str, bf16: bool = False) -> dict:
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -98,7 +95,7 @@ def run_trl(bf16: bool = False) -> dict:
 
     timer = StepTimer()
     args = GRPOConfig(
-        output_dir=tempfile.mkdtemp(prefix="trl_", dir=SCRATCH), per_device_train_batch_size=PROMPTS * G,
+        output_dir=out_dir, per_device_train_batch_size=PROMPTS * G,
         num_generations=G, max_completion_length=MAX_NEW, temperature=TEMPERATURE, beta=BETA,
         num_iterations=MU, learning_rate=LR, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
         adam_beta1=0.9, adam_beta2=0.999, max_grad_norm=1.0, max_steps=WARMUP + STEPS, gradient_accumulation_steps=1,
@@ -122,7 +119,7 @@ def adamw_kernel(optimizer) -> str:
     return f"{type(inner).__name__} {kind}"
 
 
-def run_r1lab(precision: str = "fp32") -> dict:
+def run_r1lab(out_dir: str, precision: str = "fp32") -> dict:
     from r1lab.recipe.smollm2 import SOURCE, SmolReward
     from r1lab.recipe.trl_objective import trl_objective
     from r1lab.train.rl import RLConfig, rl
@@ -134,7 +131,7 @@ def run_r1lab(precision: str = "fp32") -> dict:
                     "temperature": TEMPERATURE},
         "rewards": [{"name": "smol_reward"}],
         **trl_objective(beta=BETA, mu=MU),
-        "train": {"out_dir": tempfile.mkdtemp(prefix="r1lab_", dir=SCRATCH), "lr": LR, "schedule": "constant",
+        "train": {"out_dir": out_dir, "lr": LR, "schedule": "constant",
                   "betas": [0.9, 0.999], "max_grad_norm": 1.0, "max_steps": WARMUP + STEPS, "progress": False,
                   "tensorboard": False, "entropy_floor": None, "precision": precision, "adamw_impl": "fused"},
     })
@@ -148,14 +145,13 @@ def run_r1lab(precision: str = "fp32") -> dict:
 def child(which: str) -> None:
     import torch
 
-    global SCRATCH
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
-    with tempfile.TemporaryDirectory(prefix="bench_grpo_") as SCRATCH:  # checkpoints (1.6 GB for r1lab) go with it
+    with tempfile.TemporaryDirectory(prefix="bench_grpo_") as out_dir:  # checkpoints (1.6 GB for r1lab) go with it
         if which.startswith("trl"):
-            out = run_trl(bf16=which == "trl-bf16")
+            out = run_trl(out_dir, bf16=which == "trl-bf16")
         else:
-            out = run_r1lab("bf16" if which == "r1lab-bf16" else "fp32")
+            out = run_r1lab(out_dir, "bf16" if which == "r1lab-bf16" else "fp32")
     print("BENCH_JSON " + json.dumps(out), flush=True)
 
 
