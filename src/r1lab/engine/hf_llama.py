@@ -5,6 +5,10 @@ larger than the arithmetic at decode batch sizes on a CPU. This runner reuses th
 fused into one QKV and one gate/up matrix per layer and prepacked for oneDNN, keeps one preallocated
 KV cache tensor for all layers (fp32 on CPUs), runs the prompts' common prefix (a chat template's system
 prompt) once for the batch, and computes the output head only for the last position of a prompt.
+Each head's query and key rows are reordered so that the rotate-half RoPE pairs (i, i + hd/2) sit side by
+side: RoPE is then one complex multiply, written straight into the cache, and q . k is unchanged because
+queries and keys are reordered alike. A decode step is ~12 kernel calls per layer: at 16 rows, per-call
+overhead is what this runner spends beyond the weight matmuls.
 Its logits match the HF forward (tests check this); other architectures use `HFGenericRunner`.
 `compute_dtype=torch.bfloat16` runs an fp32 model with bf16 weights and matmul inputs (the decode step's
 residual stream, norms, RoPE, attention and sampling stay fp32): decode streams every weight once per step,
@@ -133,9 +137,12 @@ class LlamaRunner:
 
     def _pack_layer(self, layer: Any) -> _Layer:
         att, mlp = layer.self_attn, layer.mlp
+        heads = (self.n_heads, self.n_kv, None)
         projections = (att.q_proj, att.k_proj, att.v_proj)
-        qkv_w = torch.cat([p.weight for p in projections])
-        qkv_b = torch.cat([p.bias for p in projections]) if att.q_proj.bias is not None else None
+        qkv_w = torch.cat([self._pair_rotary_halves(p.weight, n) for p, n in zip(projections, heads)])
+        qkv_b = None
+        if att.q_proj.bias is not None:
+            qkv_b = torch.cat([self._pair_rotary_halves(p.bias, n) for p, n in zip(projections, heads)])
         return _Layer(
             input_norm=layer.input_layernorm.weight.detach().float(),
             qkv=PackedLinear(self._cast(qkv_w), self._cast(qkv_b)),
@@ -145,24 +152,27 @@ class LlamaRunner:
             down=PackedLinear(self._cast(mlp.down_proj.weight)),
         )
 
+    def _pair_rotary_halves(self, w: torch.Tensor, heads: int | None) -> torch.Tensor:
+        """Rows of each head reordered from (x_0..x_{hd/2-1}, x_{hd/2}..) to (x_0, x_{hd/2}, x_1, ...); None: as is."""
+        if heads is None:
+            return w
+        return w.view(heads, 2, self.head_dim // 2, *w.shape[1:]).transpose(1, 2).reshape(w.shape)
+
     # -- pieces --------------------------------------------------------------------------------------
     def _norm(self, x: torch.Tensor, weight: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
         """HF's LlamaRMSNorm in fp32 (weight fp32), cast to `dtype` (default: x's) for the next matmul."""
-        xf = x.float()
-        return (weight * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps))).to(dtype or x.dtype)
+        return torch.rms_norm(x.float(), weight.shape, weight, self.eps).to(dtype or x.dtype)
 
-    def _rope(self, positions: torch.Tensor, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """positions [...] -> cos, sin [..., hd] in `dtype` (default: the compute dtype; HF's rotate-half convention)."""
-        freqs = positions[..., None].float() * self.inv_freq
-        emb = torch.cat((freqs, freqs), dim=-1)
-        dtype = dtype or self.dtype
-        return (emb.cos() * self.rope_scale).to(dtype), (emb.sin() * self.rope_scale).to(dtype)
+    def _rope(self, positions: torch.Tensor) -> torch.Tensor:
+        """positions [...] -> the rotation of each pair, scale * e^(i pos f) [..., hd/2] complex64."""
+        angles = positions[..., None].float() * self.inv_freq
+        return torch.polar(torch.full_like(angles, self.rope_scale), angles)
 
     @staticmethod
-    def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        half = x.shape[-1] // 2
-        rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-        return x * cos + rotated * sin
+    def _rotate(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+        """x [..., heads, hd] with paired halves (any float dtype), rotation [..., hd/2] -> fp32 [..., heads, hd]"""
+        pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
+        return torch.view_as_real(pairs * rotation.unsqueeze(-2)).flatten(-2)
 
     def _mlp(self, layer: _Layer, h: torch.Tensor) -> torch.Tensor:
         gate, up = layer.gate_up(self._norm(h, layer.post_norm)).chunk(2, dim=-1)
@@ -211,13 +221,12 @@ class LlamaRunner:
         """Run ids [R, S] (R = 1 broadcasts to every row) at slots [length, length + S) of the cache, attending
         to all earlier slots under mask [R, 1, S, length + S].  -> final hidden states [R, S, D]"""
         start, (R, S) = state.length, ids.shape
-        cos, sin = self._rope(positions)  # [R, S, hd]
-        cos, sin = cos[:, None], sin[:, None]
+        rotation = self._rope(positions)  # [R, S, hd/2]
         h = self.embed[ids].to(self.dtype)  # [R, S, D]
         for i, layer in enumerate(self.layers):
             q, k, v = self._split_qkv(layer.qkv(self._norm(h, layer.input_norm)))
-            q = self._rotate(q.transpose(1, 2), cos, sin)  # [R, H, S, hd]
-            k = self._rotate(k.transpose(1, 2), cos, sin)  # [R, KVH, S, hd]
+            q = self._rotate(q, rotation).to(self.dtype).transpose(1, 2)  # [R, H, S, hd]
+            k = self._rotate(k, rotation).to(self.dtype).transpose(1, 2)  # [R, KVH, S, hd]
             v = v.transpose(1, 2)
             state.kv[i, 0, :, :, start : start + S] = k
             state.kv[i, 1, :, :, start : start + S] = v
@@ -252,32 +261,30 @@ class LlamaRunner:
         B, t = tokens.shape[0], state.length
         if t >= state.kv.shape[4]:
             raise RuntimeError(f"KV cache full ({state.kv.shape[4]} slots)")
-        H, KVH, hd, dt, cache_dt = self.n_heads, self.n_kv, self.head_dim, self.dtype, self.cache_dtype
-        G, half, n_qk = H // KVH, hd // 2, H + KVH
-        cos, sin = self._rope(t - state.pad, torch.float32)  # [B, hd]
-        cos = cos[:, None]  # [B, 1, hd]
-        sin = torch.cat((-sin[:, None, :half], sin[:, None, half:]), dim=-1)  # rotate-half: swapped halves x signed sine
+        H, KVH, hd, dt, cache_dt, eps = self.n_heads, self.n_kv, self.head_dim, self.dtype, self.cache_dtype, self.eps
+        G, n_qk = H // KVH, (H + self.n_kv) * hd
+        rotation = self._rope(t - state.pad)[:, None]  # [B, 1, hd/2]
         slots = torch.arange(t + 1, device=self.device)[None, :]
         invalid = (slots >= state.prefix) & (slots < state.prefix + state.pad[:, None])  # [B, t+1] padding
         bias = torch.zeros(B, 1, t + 1, dtype=cache_dt, device=self.device).masked_fill_(invalid[:, None], float("-inf"))
         bias = bias.repeat_interleave(KVH, dim=0)  # [B*KVH, 1, t+1]
         scale = hd**-0.5
         h = self.embed[tokens.to(self.device)].to(dt).float()  # [B, D]
-        norm = self._norm
         for i, layer in enumerate(self.layers):
-            qkv = layer.qkv(norm(h, layer.input_norm, dt))  # [B, (H + 2 KVH) hd]
-            qk = qkv[:, : n_qk * hd].view(B, n_qk, hd).float()
-            qk = torch.addcmul(qk * cos, qk.view(B, n_qk, 2, half).flip(2).view(B, n_qk, hd), sin)  # q, k rotated
+            x = torch.rms_norm(h, layer.input_norm.shape, layer.input_norm, eps).to(dt)
+            qkv = layer.qkv(x)  # [B, (H + 2 KVH) hd]
+            pairs = torch.view_as_complex(qkv[:, :n_qk].float().view(B, -1, hd // 2, 2))  # [B, H + KVH, hd/2]
             keys, values = state.kv[i, 0], state.kv[i, 1]  # [B, KVH, Tmax, hd]
-            keys[:, :, t] = qk[:, H:]
-            values[:, :, t] = qkv[:, n_qk * hd :].view(B, KVH, hd)
+            keys[:, :, t] = torch.view_as_real(pairs[:, H:] * rotation).view(B, KVH, hd)
+            values[:, :, t] = qkv[:, n_qk:].view(B, KVH, hd)
             # One query per row: a KV head's query group fits in the "query length" axis.  [B*KVH, G, hd]
-            q = qk[:, :H].reshape(B * KVH, G, hd).to(cache_dt)
+            q = torch.view_as_real(pairs[:, :H] * rotation).view(B * KVH, G, hd).to(cache_dt)
             k_t = keys[:, :, : t + 1].reshape(B * KVH, t + 1, hd).transpose(1, 2)  # views of the cache
             v = values[:, :, : t + 1].reshape(B * KVH, t + 1, hd)
             att = torch.bmm(torch.softmax(torch.baddbmm(bias, q, k_t, alpha=scale), dim=-1), v)  # [B*KVH, G, hd]
-            h = h + layer.o(att.view(B, H * hd).to(dt))
-            gate, up = layer.gate_up(norm(h, layer.post_norm, dt)).chunk(2, dim=-1)
-            h = h + layer.down(F.silu(gate) * up)
+            h = layer.o.add_to(h, att.view(B, H * hd).to(dt))
+            x = torch.rms_norm(h, layer.post_norm.shape, layer.post_norm, eps).to(dt)
+            gate, up = layer.gate_up(x).chunk(2, dim=-1)
+            h = layer.down.add_to(h, F.silu(gate) * up)
         state.length = t + 1
-        return self.head(norm(h, self.final_norm, dt))
+        return self.head(self._norm(h, self.final_norm, dt))
