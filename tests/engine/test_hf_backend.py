@@ -126,9 +126,10 @@ def test_finished_rows_leave_the_batch(llama):
     assert batch_sizes[0] == 3 and batch_sizes[-1] == 3 - len(stopped)
 
 
-def test_weight_updates_are_picked_up_and_training_mode_restored():
+@pytest.mark.parametrize("runner_kind", ["lean", "generic"])
+def test_weight_updates_are_picked_up_and_training_mode_restored(runner_kind):
     model = tiny_llama()
-    sampler = make_sampler(model, None)
+    sampler = sampler_for(model, runner_kind)
     params = SamplingParams(temperature=0, max_new_tokens=6)
     before = sampler.generate(PROMPTS[:1], params)[0][0].token_ids
     with torch.no_grad():
@@ -139,11 +140,12 @@ def test_weight_updates_are_picked_up_and_training_mode_restored():
     assert after == greedy_by_full_forwards(model.eval(), PROMPTS[0], 6) and after != before
 
 
-def test_sync_weights_picks_up_a_fused_optimizer_step():
+@pytest.mark.parametrize("runner_kind", ["lean", "generic"])
+def test_sync_weights_picks_up_a_fused_optimizer_step(runner_kind):
     """torch's fused AdamW updates parameters without bumping their version counters: a trainer's explicit
     sync_weights() must still re-pack (an RL run would otherwise sample from its initial weights forever)."""
     model = tiny_llama()
-    sampler = make_sampler(model, None)
+    sampler = sampler_for(model, runner_kind)
     params = SamplingParams(temperature=0, max_new_tokens=6)
     before = sampler.generate(PROMPTS[:1], params)[0][0].token_ids
     opt = torch.optim.AdamW(model.parameters(), lr=0.5, fused=True)
@@ -153,6 +155,18 @@ def test_sync_weights_picks_up_a_fused_optimizer_step():
     sampler.sync_weights()
     after = sampler.generate(PROMPTS[:1], params)[0][0].token_ids
     assert after == greedy_by_full_forwards(model.eval(), PROMPTS[0], 6) and after != before
+
+
+def test_generic_runner_packs_linears_only_while_it_decodes():
+    """The generic runner swaps each nn.Linear's forward for its packed GEMM during a forward and restores the
+    module's own (differentiable) forward afterwards, so training on the same model is unaffected."""
+    model = tiny_llama()
+    sampler = sampler_for(model, "generic")
+    assert len(sampler.runner._packed) == sum(type(m) is torch.nn.Linear for m in model.modules())
+    sampler.generate(PROMPTS[:1], SamplingParams(temperature=0, max_new_tokens=3))
+    assert all("forward" not in m.__dict__ for m in model.modules())
+    model(torch.tensor([PROMPTS[0]])).logits.sum().backward()
+    assert model.lm_head.weight.grad is not None
 
 
 def test_bf16_compute_stays_close_to_the_fp32_forward(llama):

@@ -1,12 +1,20 @@
-"""Fallback runner for any HF causal LM: the model's own forward and cache, r1lab's loop around it."""
+"""Fallback runner for any HF causal LM: the model's own forward and cache, r1lab's loop around it.
+
+On a CPU the model's `nn.Linear` layers run on prepacked oneDNN weights while the runner decodes (their
+`forward` is swapped for the packed GEMM and restored afterwards): at decode batch sizes the projections are
+most of the step, and the packed GEMM is 2-3.5x faster than `F.linear` there.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from r1lab.engine.kernels import pack_linears, parameter_signature
 
 
 @dataclass
@@ -26,14 +34,30 @@ class HFGenericRunner:
         # transformers renamed `past_key_values` to `cache` (5.2x); the cache object is updated in place either way.
         params = inspect.signature(model.forward).parameters
         self.cache_kwarg = "cache" if "cache" in params else "past_key_values"
+        self._packed, self._signature = [], None
+        self.refresh()
 
     def refresh(self, force: bool = False) -> None:
-        """The model's own forward always sees its current weights."""
+        """Re-pack the linear layers if the model's parameters changed since the last call (or `force`)."""
+        signature = parameter_signature(self.model)
+        if signature != self._signature or force:
+            self._packed, self._signature = pack_linears(self.model), signature
+
+    @contextlib.contextmanager
+    def _packed_linears(self):
+        for module, packed in self._packed:  # an instance attribute shadows the class's forward
+            module.__dict__["forward"] = packed
+        try:
+            yield
+        finally:
+            for module, _ in self._packed:
+                module.__dict__.pop("forward", None)
 
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor, cache: Any) -> tuple[Any, torch.Tensor]:
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1] :]
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                         logits_to_keep=1, **{self.cache_kwarg: cache})
+        with self._packed_linears():
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                             logits_to_keep=1, **{self.cache_kwarg: cache})
         return cache, out.logits[:, -1].float()
 
     def prefill(self, prompts: list[list[int]], max_len: int) -> tuple[HFState, torch.Tensor]:

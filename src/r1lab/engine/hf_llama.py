@@ -24,7 +24,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from r1lab.engine.kernels import PackedLinear
+from r1lab.engine.kernels import PackedLinear, parameter_signature
 
 SUPPORTED_TYPES = {"llama", "qwen2", "mistral"}
 
@@ -45,13 +45,6 @@ def supports(model: Any) -> bool:
         and getattr(cfg, "pretraining_tp", 1) == 1
         and getattr(cfg, "sliding_window", None) is None
     )
-
-
-def parameter_signature(model: torch.nn.Module) -> tuple:
-    """Changes whenever a parameter is replaced or updated in place by autograd-visible ops (which bump
-    `_version`). Fused optimizer kernels (torch's fused AdamW) update in place without bumping it, so a trainer
-    says so explicitly: `Sampler.sync_weights()` re-packs unconditionally."""
-    return tuple((p.data_ptr(), p._version) for p in model.parameters())
 
 
 @dataclass

@@ -1,15 +1,22 @@
 """Linear layers prepacked for the CPU's GEMM library.
 
-At decode batch sizes (a few to a few dozen rows) `F.linear` spends most of its time re-packing the
-weight on every call; oneDNN's prepacked linear (the op torch.compile's CPU backend uses) is 1.5-3x
-faster here and reaches memory bandwidth on the 49k-row output head. Falls back to `F.linear` where
-oneDNN is unavailable (GPU, unusual dtypes).
+At decode batch sizes (a few to a few dozen rows) `F.linear` (MKL's sgemm, which re-packs the weight on
+every call) is 2-3.5x slower on this project's 2-core AMD CPU than oneDNN's prepacked linear (measured on
+SmolLM2's projections at 16 rows; Inductor's own CPU GEMM templates were slower than oneDNN too). Falls
+back to `F.linear` where oneDNN is unavailable (GPU, unusual dtypes).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+
+def parameter_signature(model: torch.nn.Module) -> tuple:
+    """Changes whenever a parameter is replaced or updated in place by autograd-visible ops (which bump
+    `_version`). Fused optimizer kernels (torch's fused AdamW) update in place without bumping it, so a trainer
+    says so explicitly: `Sampler.sync_weights()` re-packs unconditionally."""
+    return tuple((p.data_ptr(), p._version) for p in model.parameters())
 
 
 def _onednn_usable(weight: torch.Tensor) -> bool:
@@ -19,6 +26,13 @@ def _onednn_usable(weight: torch.Tensor) -> bool:
         and torch.backends.mkldnn.is_available()
         and hasattr(torch.ops.mkldnn, "_linear_pointwise")
     )
+
+
+def pack_linears(model: torch.nn.Module) -> list[tuple[torch.nn.Linear, "PackedLinear"]]:
+    """Every plain `nn.Linear` of `model` whose weight oneDNN can pack, with its packed copy."""
+    with torch.no_grad():
+        return [(m, PackedLinear(m.weight, m.bias)) for m in model.modules()
+                if type(m) is torch.nn.Linear and _onednn_usable(m.weight)]
 
 
 class PackedLinear:

@@ -18,7 +18,8 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from r1lab.engine.hf_llama import LlamaRunner, parameter_signature
+from r1lab.engine.hf_llama import LlamaRunner
+from r1lab.engine.kernels import parameter_signature
 
 
 def lora_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
