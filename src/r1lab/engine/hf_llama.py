@@ -6,9 +6,8 @@ fused into one QKV and one gate/up matrix per layer and prepacked for oneDNN, ke
 KV cache tensor for all layers (fp32 on CPUs), runs the prompts' common prefix (a chat template's system
 prompt) once for the batch, and computes the output head only for the last position of a prompt.
 Each head's query and key rows are reordered so that the rotate-half RoPE pairs (i, i + hd/2) sit side by
-side: RoPE is then one complex multiply, written straight into the cache, and q . k is unchanged because
-queries and keys are reordered alike. A decode step is ~12 kernel calls per layer: at 16 rows, per-call
-overhead is what this runner spends beyond the weight matmuls.
+side: RoPE is then one complex multiply, and q . k is unchanged because queries and keys are reordered alike.
+Beyond the weight matmuls, a decode step's time goes to attention over the cache and per-call overhead.
 Its logits match the HF forward (tests check this); other architectures use `HFGenericRunner`.
 `compute_dtype=torch.bfloat16` runs an fp32 model with bf16 weights and matmul inputs (the decode step's
 residual stream, norms, RoPE, attention and sampling stay fp32): decode streams every weight once per step,
@@ -167,9 +166,10 @@ class LlamaRunner:
         pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
         return torch.view_as_real(pairs * rotation.unsqueeze(-2)).flatten(-2)
 
-    def _mlp(self, layer: _Layer, h: torch.Tensor) -> torch.Tensor:
-        gate, up = layer.gate_up(self._norm(h, layer.post_norm)).chunk(2, dim=-1)
-        return h + layer.down(F.silu(gate) * up)
+    def _mlp(self, layer: _Layer, h: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """h + MLP(norm(h)), the MLP's input cast to `dtype` (default: h's)."""
+        gate, up = layer.gate_up(self._norm(h, layer.post_norm, dtype)).chunk(2, dim=-1)
+        return layer.down.add_to(h, F.silu(gate) * up)
 
     def _split_qkv(self, qkv: torch.Tensor):
         """[..., (H + 2 KVH) hd] -> q [..., H, hd], k, v [..., KVH, hd]"""
@@ -227,7 +227,7 @@ class LlamaRunner:
                 k = state.kv[i, 0, :, :, : start + S].to(q.dtype)
                 v = state.kv[i, 1, :, :, : start + S].to(q.dtype)
             att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=self.n_kv != self.n_heads)
-            h = h + layer.o(att.transpose(1, 2).reshape(att.shape[0], S, -1))
+            h = layer.o.add_to(h, att.transpose(1, 2).reshape(att.shape[0], S, -1))
             h = self._mlp(layer, h)
         state.length = start + S
         return h
@@ -249,13 +249,13 @@ class LlamaRunner:
         """Append one token per row.  tokens [B] -> next-token logits [B, V]
 
         The residual stream, RoPE and attention stay fp32 (cheap at one token per row); only the matmul inputs
-        are cast to the compute dtype. Written out flat: at decode sizes every op and attribute lookup counts.
+        are cast to the compute dtype.
         """
         B, t = tokens.shape[0], state.length
         if t >= state.kv.shape[4]:
             raise RuntimeError(f"KV cache full ({state.kv.shape[4]} slots)")
-        H, KVH, hd, dt, cache_dt, eps = self.n_heads, self.n_kv, self.head_dim, self.dtype, self.cache_dtype, self.eps
-        G, n_qk = H // KVH, (H + self.n_kv) * hd
+        H, KVH, hd, dt, cache_dt = self.n_heads, self.n_kv, self.head_dim, self.dtype, self.cache_dtype
+        G, n_qk = H // KVH, (H + KVH) * hd
         rotation = self._rope(t - state.pad)[:, None]  # [B, 1, hd/2]
         slots = torch.arange(t + 1, device=self.device)[None, :]
         invalid = (slots >= state.prefix) & (slots < state.prefix + state.pad[:, None])  # [B, t+1] padding
@@ -264,8 +264,7 @@ class LlamaRunner:
         scale = hd**-0.5
         h = self.embed[tokens.to(self.device)].to(dt).float()  # [B, D]
         for i, layer in enumerate(self.layers):
-            x = torch.rms_norm(h, layer.input_norm.shape, layer.input_norm, eps).to(dt)
-            qkv = layer.qkv(x)  # [B, (H + 2 KVH) hd]
+            qkv = layer.qkv(self._norm(h, layer.input_norm, dt))  # [B, (H + 2 KVH) hd]
             pairs = torch.view_as_complex(qkv[:, :n_qk].float().view(B, -1, hd // 2, 2))  # [B, H + KVH, hd/2]
             keys, values = state.kv[i, 0], state.kv[i, 1]  # [B, KVH, Tmax, hd]
             keys[:, :, t] = torch.view_as_real(pairs[:, H:] * rotation).view(B, KVH, hd)
@@ -275,9 +274,6 @@ class LlamaRunner:
             k_t = keys[:, :, : t + 1].reshape(B * KVH, t + 1, hd).transpose(1, 2)  # views of the cache
             v = values[:, :, : t + 1].reshape(B * KVH, t + 1, hd)
             att = torch.bmm(torch.softmax(torch.baddbmm(bias, q, k_t, alpha=scale), dim=-1), v)  # [B*KVH, G, hd]
-            h = layer.o.add_to(h, att.view(B, H * hd).to(dt))
-            x = torch.rms_norm(h, layer.post_norm.shape, layer.post_norm, eps).to(dt)
-            gate, up = layer.gate_up(x).chunk(2, dim=-1)
-            h = layer.down.add_to(h, F.silu(gate) * up)
+            h = self._mlp(layer, layer.o.add_to(h, att.view(B, H * hd).to(dt)), dt)
         state.length = t + 1
         return self.head(self._norm(h, self.final_norm, dt))
