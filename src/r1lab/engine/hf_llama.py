@@ -256,7 +256,7 @@ class LlamaRunner:
             raise RuntimeError(f"KV cache full ({state.kv.shape[4]} slots)")
         H, KVH, hd, dt, cache_dt = self.n_heads, self.n_kv, self.head_dim, self.dtype, self.cache_dtype
         G, n_qk = H // KVH, (H + KVH) * hd
-        rotation = self._rope(t - state.pad)[:, None]  # [B, 1, hd/2]
+        rotation = self._rope(t - state.pad)  # [B, hd/2]
         slots = torch.arange(t + 1, device=self.device)[None, :]
         invalid = (slots >= state.prefix) & (slots < state.prefix + state.pad[:, None])  # [B, t+1] padding
         bias = torch.zeros(B, 1, t + 1, dtype=cache_dt, device=self.device).masked_fill_(invalid[:, None], float("-inf"))
@@ -265,12 +265,12 @@ class LlamaRunner:
         h = self.embed[tokens.to(self.device)].to(dt).float()  # [B, D]
         for i, layer in enumerate(self.layers):
             qkv = layer.qkv(self._norm(h, layer.input_norm, dt))  # [B, (H + 2 KVH) hd]
-            pairs = torch.view_as_complex(qkv[:, :n_qk].float().view(B, -1, hd // 2, 2))  # [B, H + KVH, hd/2]
+            qk = self._rotate(qkv[:, :n_qk].view(B, -1, hd), rotation)  # [B, H + KVH, hd] fp32
             keys, values = state.kv[i, 0], state.kv[i, 1]  # [B, KVH, Tmax, hd]
-            keys[:, :, t] = torch.view_as_real(pairs[:, H:] * rotation).view(B, KVH, hd)
+            keys[:, :, t] = qk[:, H:]
             values[:, :, t] = qkv[:, n_qk:].view(B, KVH, hd)
             # One query per row: a KV head's query group fits in the "query length" axis.  [B*KVH, G, hd]
-            q = torch.view_as_real(pairs[:, :H] * rotation).view(B * KVH, G, hd).to(cache_dt)
+            q = qk[:, :H].reshape(B * KVH, G, hd).to(cache_dt)
             k_t = keys[:, :, : t + 1].reshape(B * KVH, t + 1, hd).transpose(1, 2)  # views of the cache
             v = values[:, :, : t + 1].reshape(B * KVH, t + 1, hd)
             att = torch.bmm(torch.softmax(torch.baddbmm(bias, q, k_t, alpha=scale), dim=-1), v)  # [B*KVH, G, hd]
