@@ -2,7 +2,7 @@
 
 import pytest
 
-from r1lab.errors import ConfigError
+from r1lab.errors import ConfigError, Interrupted
 from r1lab.pipeline import Pipeline, Stage
 
 
@@ -45,7 +45,7 @@ def test_from_stage_reruns_it_and_later(tmp_path):
 
 def test_killed_stage_restarts_or_resumes(tmp_path):
     calls = []
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted, match="interrupted during b; `r1lab run --resume` continues"):
         make(calls, fail_at="b").run(tmp_path)
     assert not (tmp_path / "b" / "done.json").exists()
     calls.clear()
@@ -53,7 +53,7 @@ def test_killed_stage_restarts_or_resumes(tmp_path):
     assert calls == [("b", True), ("c", True)]
     assert (tmp_path / "b" / "partial").exists()  # resume keeps the partial stage directory
     calls.clear()
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted):
         make(calls, fail_at="c").run(tmp_path, from_stage="c")
     make(calls).run(tmp_path)  # no resume: partial directory cleared
     assert not (tmp_path / "c" / "partial").exists()

@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from r1lab.errors import DiskFull, is_disk_full
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
@@ -21,9 +23,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        raise_if_disk_full(e, path)
         raise
 
 
@@ -60,6 +63,24 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        raise_if_disk_full(e, path)
         raise
+
+
+def raise_if_disk_full(exc: BaseException, path: str | os.PathLike) -> None:
+    """Turn a full-disk failure of any writer into one line naming the file it was writing."""
+    if isinstance(exc, DiskFull):
+        raise exc
+    if is_disk_full(exc):
+        raise DiskFull(f"no space left on device while writing {path}") from None
+
+
+def unique_temp_path(path: str | os.PathLike) -> Path:
+    """A fresh temporary name next to `path` (same filesystem, so a rename replaces it atomically), unique per
+    process and call: two writers of one file never share a temporary."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)

@@ -13,7 +13,7 @@ import sys
 import typer
 
 import r1lab.commands as commands_pkg
-from r1lab.errors import R1labError
+from r1lab.errors import Interrupted, R1labError
 
 app = typer.Typer(
     name="r1lab",
@@ -40,10 +40,19 @@ _register_commands()
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        if code == 130:  # typer turned a KeyboardInterrupt outside any stage into this exit code
+            print("interrupted", file=sys.stderr)
+            return 130
+    except Interrupted as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
     except R1labError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # raised outside typer's own handler: exit as shells expect
+        print("interrupted", file=sys.stderr)
+        return 130
     except typer.Exit as e:
         return e.exit_code
     except typer.Abort:

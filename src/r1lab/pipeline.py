@@ -8,15 +8,16 @@ fresh (its directory is cleared). `from_stage` forgets that stage and every late
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from r1lab.atomic import atomic_write_json
-from r1lab.errors import ConfigError
+from r1lab.errors import ConfigError, DiskFull, Interrupted, is_disk_full
 
 DONE = "done.json"
 
@@ -91,7 +92,8 @@ class Pipeline:
             stage_dir.mkdir(parents=True, exist_ok=True)
             self.log(f"[{i}/{len(self.stages)}] {stage.name}: {stage.title or 'running'}")
             t0 = time.perf_counter()
-            out = stage.run(StageContext(run_dir, stage_dir, resume, results))
+            with stage_errors(stage.name):
+                out = stage.run(StageContext(run_dir, stage_dir, resume, results))
             seconds = time.perf_counter() - t0
             payload = {"stage": stage.name, "artifacts": out.get("artifacts", {}),
                        "summary": out.get("summary", {}), "seconds": round(seconds, 2)}
@@ -100,3 +102,24 @@ class Pipeline:
             self.timings[stage.name] = seconds
             self.log(f"[{i}/{len(self.stages)}] {stage.name}: finished in {seconds:.1f}s")
         return results
+
+
+@contextlib.contextmanager
+def stage_errors(stage: str) -> Iterator[None]:
+    """A full disk and Ctrl-C inside a stage become one line saying what is safe and how to go on: every
+    writer is temp + rename, so the stage's last complete checkpoint is intact and it is not marked done."""
+    resume = "`r1lab run --resume` continues"
+    try:
+        yield
+    except DiskFull as e:
+        raise DiskFull(f"{e}; the last complete checkpoint of {stage} is intact (free space, then {resume})") from None
+    except Interrupted as e:
+        raise Interrupted(f"interrupted during {stage} {e}; {resume}") from None
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted during {stage}; {resume}") from None
+    except Exception as e:
+        if not is_disk_full(e):
+            raise
+        where = getattr(e, "filename", None) or f"the {stage} stage's files"
+        raise DiskFull(f"no space left on device while writing {where}; the last complete checkpoint of {stage} "
+                       f"is intact (free space, then {resume})") from None

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from r1lab.atomic import atomic_write_text
+from r1lab.atomic import atomic_write_text, raise_if_disk_full, unique_temp_path
 
 # Plot name -> candidate metric keys (first present wins), in the order TRL / r1lab name them.
 CURVES: dict[str, tuple[str, ...]] = {
@@ -73,10 +73,16 @@ def _save(fig, path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    tmp = unique_temp_path(path)
+    try:
+        fig.savefig(tmp, dpi=110, format="png")
+        tmp.replace(path)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        raise_if_disk_full(e, path)
+        raise
+    finally:
+        plt.close(fig)
     return True
 
 

@@ -72,13 +72,34 @@ def _need(d: dict, key: str, source: str):
     return d[key]
 
 
+# The Hugging Face fields that fix a DeepSeek-V3's shapes and routing: transformers reads these, r1lab reads its
+# own section, so a checkpoint where they disagree would be two different models to the two libraries.
+_STRUCTURAL_KEYS = (
+    "vocab_size", "hidden_size", "intermediate_size", "moe_intermediate_size", "num_hidden_layers",
+    "num_attention_heads", "n_shared_experts", "n_routed_experts", "num_experts_per_tok", "n_group", "topk_group",
+    "first_k_dense_replace", "kv_lora_rank", "q_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim",
+    "num_nextn_predict_layers", "max_position_embeddings",
+)
+
+
+def _check_agrees(d: dict[str, Any], config: ModelConfig, source: str) -> None:
+    """The HF fields of config.json must say what its `r1lab` section says (CheckpointError naming the key)."""
+    mirror = to_hf_config(config)
+    for key in _STRUCTURAL_KEYS:
+        if key in d and d[key] != mirror[key]:
+            raise CheckpointError(f"{source}: '{key}' is {d[key]!r} but the r1lab section gives {mirror[key]!r}; "
+                                  f"the file contradicts itself (edit both, or re-save the model)")
+
+
 def from_hf_config(d: dict[str, Any], source: str = CONFIG_NAME) -> ModelConfig:
     """ModelConfig from a Hugging Face DeepSeek-V3 config dict (the `r1lab` section wins when present)."""
     if isinstance(d.get("r1lab"), dict):
         try:
-            return ModelConfig.from_dict(d["r1lab"], source=f"{source}: r1lab")
+            config = ModelConfig.from_dict(d["r1lab"], source=f"{source}: r1lab")
         except ConfigError as e:
             raise CheckpointError(str(e)) from None
+        _check_agrees(d, config, source)
+        return config
     model_type = d.get("model_type")
     if model_type not in ("deepseek_v3", "deepseek_v2", None):
         raise CheckpointError(f"{source}: model_type {model_type!r} is not deepseek_v3")

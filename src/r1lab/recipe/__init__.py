@@ -9,7 +9,8 @@ from typing import Sequence
 from r1lab.atomic import atomic_write_json
 from r1lab.config import load_config
 from r1lab.errors import R1labError
-from r1lab.pipeline import Pipeline
+from r1lab.lock import directory_lock
+from r1lab.pipeline import Pipeline, stage_errors
 from r1lab.recipe.config import RecipeConfig
 from r1lab.recipe.stages import stages
 
@@ -46,15 +47,16 @@ def run_recipe(config: str | Path, out: str | Path | None = None, *, resume: boo
     cfg = load_config(RecipeConfig, config, overrides)
     check_hardware(cfg, str(config))
     run_dir = Path(out) if out is not None else Path("runs") / cfg.name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
-    pipeline = build_pipeline(cfg, log=log)
-    atomic_write_json(run_dir / "stages.json", pipeline.names())
-    results = pipeline.run(run_dir, resume=resume, from_stage=from_stage)
-    summary = dict(results.get("eval", {}).get("summary", {}))
-    summary["stage_seconds"] = {k: v.get("seconds") for k, v in results.items()}
-    atomic_write_json(run_dir / "summary.json", summary)
-    md, html = write_report(run_dir)
+    with directory_lock(run_dir):  # a second run on the same directory refuses at once
+        atomic_write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
+        pipeline = build_pipeline(cfg, log=log)
+        atomic_write_json(run_dir / "stages.json", pipeline.names())
+        results = pipeline.run(run_dir, resume=resume, from_stage=from_stage)
+        summary = dict(results.get("eval", {}).get("summary", {}))
+        summary["stage_seconds"] = {k: v.get("seconds") for k, v in results.items()}
+        atomic_write_json(run_dir / "summary.json", summary)
+        with stage_errors("report"):
+            md, html = write_report(run_dir)
     log(f"report: {md} and {html}")
     log(json.dumps({k: v for k, v in summary.items() if k != "stage_seconds"}, indent=2))
     return run_dir

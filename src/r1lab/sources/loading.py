@@ -50,7 +50,12 @@ def load_tokenizer(directory: Path) -> Any | None:
         return None
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(directory)
+    try:
+        return AutoTokenizer.from_pretrained(directory)
+    except Exception as e:  # transformers' message is many lines of install advice; the cause is a missing file
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{directory} has no tokenizer (tokenizer.json or tokenizer_config.json) that "
+                              f"transformers can load: {reason}") from None
 
 
 def load_model(name_or_dir: str | Path, *, dtype: Any = None) -> tuple[Any, Any | None]:

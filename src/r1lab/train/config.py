@@ -42,5 +42,11 @@ class TrainConfig(StrictModel):
     alarm_patience: int = Field(5, ge=1, description="consecutive bad steps before a soft alarm fires")
     alarm_action: Literal["warn", "stop"] = Field(
         "warn", description="soft alarms (entropy collapse, zero reward spread): warn, or stop after checkpointing")
+    divergence_window: int = Field(
+        20, ge=0, description="hard alarms over this many steps: loss above chance or rising far above its early "
+        "value, gradient norm stuck at 0 or exploding (stop the stage); 0 switches them off")
+    loss_rise_factor: float | None = Field(3.0, gt=1, description="stop when the windowed loss exceeds this x its early mean")
+    grad_explode_factor: float | None = Field(
+        1e4, gt=1, description="stop when the gradient norm stays above this x its early median")
     dist: DistConfig = Field(default_factory=DistConfig,
                              description="under torchrun: DDP / FSDP2, expert parallelism (docs/DISTRIBUTED.md)")

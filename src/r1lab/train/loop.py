@@ -49,10 +49,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from r1lab.errors import Interrupted
 from r1lab.host_memory import retain_freed_memory
 from r1lab.train.checkpoint import CHECKPOINT, checkpoint_step, load_checkpoint, save_checkpoint
 from r1lab.train.config import TrainConfig
-from r1lab.train.health import HealthAlarm, SoftAlarms, first_nonfinite
+from r1lab.train.health import DivergenceAlarms, HealthAlarm, SoftAlarms, first_nonfinite
 from r1lab.train.metrics_log import MetricsLogger
 from r1lab.train.optim import build_adamw
 from r1lab.train.rng import seed_everything
@@ -237,6 +238,8 @@ def train(model: nn.Module, stage: Any, cfg: TrainConfig, *, run_config: dict | 
     logger = _NullLogger() if not main else MetricsLogger(out_dir, tensorboard=cfg.tensorboard, wandb=cfg.wandb,
                            wandb_project=cfg.wandb_project, run_config=config_record, resume_step=resume_step)
     alarms = SoftAlarms(cfg.entropy_floor, cfg.alarm_patience)
+    divergence = DivergenceAlarms(cfg.divergence_window, cfg.loss_rise_factor, cfg.grad_explode_factor,
+                                  vocab_size(model))
     last_saved = start if resume_step is not None else None
     history: list[dict[str, float]] = []
 
@@ -258,6 +261,7 @@ def train(model: nn.Module, stage: Any, cfg: TrainConfig, *, run_config: dict | 
         return f"last good checkpoint kept at {out_dir / CHECKPOINT} (step {last_saved})"
 
     bar = tqdm(total=total, initial=start, disable=not cfg.progress or not main, desc=out_dir.name, dynamic_ncols=True)
+    step = start
     try:
         for step in range(start, total):
             t0 = time.perf_counter()
@@ -292,6 +296,9 @@ def train(model: nn.Module, stage: Any, cfg: TrainConfig, *, run_config: dict | 
             bad = first_nonfinite(metrics)
             if bad in ("loss", "grad_norm"):
                 raise HealthAlarm(f"step {done}: {bad} is {metrics[bad]}; stopped, {kept()}")
+            diverged = divergence.check(metrics)
+            if diverged:
+                raise HealthAlarm(f"step {done}: {diverged}; stopped, {kept()}")
             fired = alarms.check(metrics)
             history.append(metrics)
             last_metrics = metrics
@@ -309,10 +316,18 @@ def train(model: nn.Module, stage: Any, cfg: TrainConfig, *, run_config: dict | 
                 checkpoint(done, metrics)
         if last_saved != total:  # resumed a finished run, or total reached without a save
             checkpoint(total, last_metrics)
+    except KeyboardInterrupt:
+        raise Interrupted(f"at step {step + 1} of {total} ({kept()})") from None
     finally:
         bar.close()
         logger.close()
     return TrainResult(step=total, metrics=last_metrics, checkpoint=out_dir / CHECKPOINT, history=history)
+
+
+def vocab_size(model: nn.Module) -> int | None:
+    """The output vocabulary of an r1lab or Hugging Face model (for the loss-above-chance alarm)."""
+    size = getattr(getattr(model, "config", None), "vocab_size", None)
+    return size if isinstance(size, int) and size > 1 else None
 
 
 def _record_alarm(out_dir: Path, step: int, message: str) -> None:

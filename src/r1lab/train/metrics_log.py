@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
+
+from r1lab.atomic import atomic_write_text, raise_if_disk_full
 
 METRICS = "metrics.jsonl"
 
@@ -34,9 +35,7 @@ def truncate_metrics(path: Path, last_step: int) -> None:
         return
     kept = [line for line in path.read_text(encoding="utf-8").splitlines()
             if line.strip() and json.loads(line).get("step", 0) <= last_step]
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
 class MetricsLogger:
@@ -70,8 +69,12 @@ class MetricsLogger:
         """Scalars go everywhere; list values (e.g. per-expert load `moe/load/L1`) only to metrics.jsonl."""
         record = {"step": step, **{k: [_jsonable(float(x)) for x in v] if isinstance(v, list)
                                    else _jsonable(float(v)) for k, v in metrics.items()}}
-        self._file.write(json.dumps(record) + "\n")  # one write per line: a kill leaves whole lines
-        self._file.flush()
+        try:
+            self._file.write(json.dumps(record) + "\n")  # one write per line: a kill leaves whole lines
+            self._file.flush()
+        except OSError as e:
+            raise_if_disk_full(e, self.path)
+            raise
         scalars = {k: float(v) for k, v in metrics.items() if not isinstance(v, list)}
         if self._tb is not None:
             for k, v in scalars.items():
