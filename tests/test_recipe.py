@@ -89,23 +89,48 @@ def test_second_run_skips_everything(full_run):
     assert (run / "eval" / "results.json").read_text() == before
 
 
+def inside(run: Path, stage: str, marker: str = "") -> bool:
+    """The run is inside `stage`: its directory (and `marker` in it, when given) exists, done.json does not."""
+    d = run / stage
+    return d.is_dir() and (not marker or (d / marker).exists()) and not (d / "done.json").exists()
+
+
+# one kill inside every kind of stage, in run order, then one between stages and one while writing the report
+KILL_POINTS = [
+    ("inside pretraining", lambda run: inside(run, "base", "metrics.jsonl")),
+    ("between stages", lambda run: (run / "base" / "done.json").exists()),
+    ("inside RL", lambda run: inside(run, "r1_zero", "checkpoint/trainer_state")),
+    ("inside SFT", lambda run: inside(run, "cold_start", "metrics.jsonl")),
+    ("inside rejection sampling", lambda run: inside(run, "rejection")),
+    ("inside distillation data", lambda run: inside(run, "distill_data")),
+    ("inside eval", lambda run: inside(run, "eval")),
+    ("inside the report", lambda run: (run / "summary.json").exists() and not (run / "report.html").exists()),
+]
+
+
 def test_killed_run_resumes_to_the_same_results(full_run, tmp_path):
     reference, _ = full_run
     run = tmp_path / "run"
-    # killed between stages (right after the base finished) ...
-    kill_when(lambda: (run / "base" / "done.json").exists(), "run", SMOKE, "--out", run)
-    assert not (run / "eval" / "results.json").exists()
-    # ... and inside a stage (after R1-Zero's first checkpoint, before it finished)
-    inside = kill_when(lambda: (run / "r1_zero" / "checkpoint" / "trainer_state").exists()
-                       and not (run / "r1_zero" / "done.json").exists(), "run", SMOKE, "--out", run, "--resume")
-    assert inside, "the run finished before it could be killed inside r1_zero"
+    missed = []
+    for i, (where, pred) in enumerate(KILL_POINTS):
+        args = ("run", SMOKE, "--out", run) + (("--resume",) if i else ())
+        if not kill_when(lambda: pred(run), *args):
+            missed.append(where)
+            break  # the run finished: nothing later to kill
+    # the report is written in well under a second; every other point must be hit
+    assert missed in ([], ["inside the report"]), f"the run finished before it could be killed {missed}"
     run_to_end("run", SMOKE, "--out", run, "--resume")
     a = json.loads((reference / "eval" / "results.json").read_text())["checkpoints"]
     b = json.loads((run / "eval" / "results.json").read_text())["checkpoints"]
     assert [(c["stage"], c["pass@1"], c["mean_length"]) for c in a] == [(c["stage"], c["pass@1"], c["mean_length"]) for c in b]
-    ra = [json.loads(x)["loss"] for x in (reference / "r1_zero" / "metrics.jsonl").read_text().splitlines()]
-    rb = [json.loads(x)["loss"] for x in (run / "r1_zero" / "metrics.jsonl").read_text().splitlines()]
-    assert ra == pytest.approx(rb, abs=1e-6)
+    summary = [{k: v for k, v in json.loads((r / "summary.json").read_text()).items() if k != "stage_seconds"}
+               for r in (reference, run)]
+    assert summary[0] == summary[1]
+    for stage in ("base", "r1_zero", "cold_start"):
+        ra = [json.loads(x)["loss"] for x in (reference / stage / "metrics.jsonl").read_text().splitlines()]
+        rb = [json.loads(x)["loss"] for x in (run / stage / "metrics.jsonl").read_text().splitlines()]
+        assert ra == pytest.approx(rb, abs=1e-6), stage
+    assert (run / "report.html").is_file()
 
 
 def test_from_stage_reruns_downstream(full_run, tmp_path):
