@@ -14,6 +14,7 @@ Run: `.venv/bin/python benchmarks/bench_fp8.py` (no arguments; ~3-4 minutes, one
    mini-batch loss of the last 10 steps is printed next to it); both curves go into one PNG.
 
 Ends with `RESULT fp8_bytes_vs_fp32 <f>`, `RESULT fp8_bytes_vs_bf16 <f>`, `RESULT fp8_loss_rel_diff <f>`.
+Needs: the base install only (`make setup`; no extra).
 """
 
 from __future__ import annotations

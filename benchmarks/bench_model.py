@@ -4,6 +4,7 @@ Run: `.venv/bin/python benchmarks/bench_model.py` (no arguments). Prints measure
 `RESULT model_tiny_fwd_bwd_s <s>` (batch 32 x 128 tokens, main + MTP + balance losses) and
 `RESULT model_tiny_fwd_bwd_cpu_s <s>` (process CPU time of the same step),
 `RESULT model_grouped_experts_speedup <x>` (loop oracle time / grouped time, forward+backward of one MoE layer).
+Needs: the base install only (`make setup`; no extra).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ Prints the stage timings and the headline findings the run computed (every numbe
 summary.json), then the RESULT lines: wall-clock minutes of the whole pipeline, the reasoning-RL gain in
 held-out pass@1 points over the cold-start checkpoint it started from, and distilled-student minus
 RL-only-student pass@1 points.
+Needs: the base install only (`make setup`; no extra).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ torch.cuda.max_memory_allocated on GPU. Time: mean optimizer-step wall time (rol
 first step excluded as warm-up), and the training part alone (step time minus rollout time).
 On CPU each child uses one torch thread.
 Run: .venv/bin/python benchmarks/bench_rl_grpo_vs_ppo.py
+Needs: the base install only (`make setup`; no extra).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ Speed: CUDA-event timing of the FP8 GEMM alone and with our (unfused, PyTorch-op
 
 Ends with `RESULT fp8_gpu_max_rel_diff <f>` (worst over shapes and recipes) and `RESULT fp8_gpu_gemm_speedup_vs_bf16 <f>`
 (largest shape, GEMM only); exits 1 when a comparison fails its tolerance.
+Needs: the base install with a CUDA build of torch, on a GPU machine (no extra).
 """
 
 from __future__ import annotations

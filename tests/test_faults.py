@@ -222,8 +222,12 @@ def test_make_bench_installs_what_the_benchmarks_import():
     assert ".[bench" in bench_recipe
     for bench in sorted((ROOT / "benchmarks").glob("*.py")):
         text = bench.read_text()
+        doc = text.split('"""', 2)[1]
+        assert "Needs:" in doc, f"{bench.name}: the docstring must say what the benchmark needs installed"
         if "import trl" in text or "from trl" in text or "from datasets" in text:
-            assert "r1lab[bench" in text.split('"""', 2)[1], f"{bench.name}: docstring must name the bench extra"
+            assert "r1lab[bench" in doc, f"{bench.name}: docstring must name the bench extra"
+        if "smollm2" in text.split('"""', 2)[2]:
+            assert "smollm2" in doc.split("Needs:", 1)[1], f"{bench.name}: docstring must name the smollm2 extra"
 
 
 # ---- 8. Ctrl-C ----------------------------------------------------------------------------------------------
