@@ -22,6 +22,7 @@ run: $(STAMP)
 test: $(STAMP)
 	# one torch thread per process: tests start subprocesses (sandbox, torchrun ranks), and oversubscribed
 	# OpenMP threads spin-wait for seconds on a 2-core machine
+	$(BIN)/lint-imports
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest
 
 bench: $(STAMP)

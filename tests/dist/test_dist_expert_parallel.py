@@ -11,7 +11,13 @@ from safetensors.torch import load_file
 
 import dist_toy
 
-TOL = 1e-5
+TOL = 1e-5  # relative: gradients here reach ~50, where float32 summation order alone moves the last digits
+
+
+def close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal up to float32 round-off, relative to each tensor's own scale (any thread count, any order)."""
+    scale = max(float(b.abs().max()), 1.0) if b.numel() else 1.0
+    return bool(torch.allclose(a, b, rtol=TOL, atol=TOL * scale))
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +34,10 @@ def test_expert_parallel_forward_backward_equals_single_process(two_ranks):
     logits = dist_toy.moe_step(model, ids, proj)
     got = load_file(str(two_ranks / "ep.safetensors"))
     assert json.loads((two_ranks / "ep.json").read_text())["local_experts"] == 2
-    assert torch.allclose(got["logits"], logits, atol=TOL, rtol=0)
+    assert close(got["logits"], logits)
     for name, p in model.named_parameters():
         ref = p.grad if p.grad is not None else torch.zeros_like(p)
-        assert torch.allclose(got[f"grad.{name}"], ref, atol=TOL, rtol=0), name
+        assert close(got[f"grad.{name}"], ref), name
     # expert weights really received gradient through the all-to-all backward
     assert all(got[f"grad.{n}"].abs().sum() > 0 for n, _ in model.named_parameters() if "experts.down_proj" in n
                and n.startswith("model.layers.1."))
@@ -51,10 +57,10 @@ def test_fsdp2_sft_step_equals_single_process(two_ranks, tmp_path):
         assert metrics[key] == pytest.approx(result.metrics[key], abs=TOL, rel=TOL), key
     ranked = load_file(str(two_ranks / "sft_fsdp.safetensors"))
     for k, v in model.state_dict().items():
-        assert torch.allclose(v, ranked[k], atol=TOL, rtol=0), k
+        assert close(v, ranked[k]), k
     # the checkpoint holds full tensors in the single-process layout (any world size resumes it)
     ckpt = load_file(str(two_ranks / "sft_fsdp_run" / "checkpoint" / "model.safetensors"))
     mine = load_file(str(tmp_path / "single" / "checkpoint" / "model.safetensors"))
     assert set(ckpt) == set(mine)
     for k in mine:
-        assert torch.allclose(mine[k], ckpt[k], atol=TOL, rtol=0), k
+        assert close(mine[k], ckpt[k]), k

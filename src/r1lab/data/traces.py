@@ -11,9 +11,9 @@ Every `cot` / `reflect` trace is checked by the task's verifier before it is ret
 from __future__ import annotations
 
 import random
-import re
 from typing import Any
 
+from r1lab.data.answer import extract_answer
 from r1lab.data.records import split_seed
 from r1lab.data.tasks.base import TaskSpec, get_task
 from r1lab.data.tasks.synthetic import SyntheticTask, plausible_slip
@@ -101,15 +101,8 @@ def write_trace(
 
 
 def final_answer(completion: str) -> str | None:
-    """The answer block of a completion, read with the rewards' extractor when it is available."""
-    try:
-        from r1lab.rewards import extract_answer  # the one extractor of rewards, eval and sampling
-    except ImportError:
-        extract_answer = None
-    if extract_answer is not None:
-        return extract_answer(completion)
-    m = list(re.finditer(r"<answer>(.*?)</answer>", completion, flags=re.S))
-    return m[-1].group(1).strip() if m else None
+    """The answer block of a completion, read with the one extractor of rewards, eval and sampling."""
+    return extract_answer(completion)
 
 
 def _traced(

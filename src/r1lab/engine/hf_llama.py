@@ -213,7 +213,7 @@ class LlamaRunner:
                        mask: torch.Tensor) -> torch.Tensor:
         """Run ids [R, S] (R = 1 broadcasts to every row) at slots [length, length + S) of the cache, attending
         to all earlier slots under mask [R, 1, S, length + S].  -> final hidden states [R, S, D]"""
-        start, (R, S) = state.length, ids.shape
+        start, S = state.length, ids.shape[1]
         rotation = self._rope(positions)  # [R, S, hd/2]
         h = self.embed[ids].to(self.dtype)  # [R, S, D]
         for i, layer in enumerate(self.layers):

@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from r1lab.rewards.extract import DEFAULT_FALLBACKS, canonical_answer, extract_answer
+from r1lab.data.answer import DEFAULT_FALLBACKS, canonical_answer, extract_answer
 from r1lab.rewards.grade import grade_answer
 
 

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 from r1lab.atomic import atomic_write_json, atomic_write_text
 from r1lab.errors import ConfigError
 from r1lab.eval.metrics import bootstrap_ci, default_ks, maj_at_k, pass_at_k
-from r1lab.rewards.extract import DEFAULT_FALLBACKS, extract_answer
+from r1lab.data.answer import DEFAULT_FALLBACKS, extract_answer
 from r1lab.rewards.format import strict_format_ok
 from r1lab.rewards.grade import DEFAULT_TIMEOUT_S, grade_answer
 
@@ -106,7 +106,7 @@ def summarize(problems: Sequence[dict], settings: EvalSettings) -> dict:
 
 def _reflection_rate(texts: Sequence[str]) -> float | None:
     try:
-        from r1lab.train.rl_metrics import reflection_rate
+        from r1lab.data.completion_metrics import reflection_rate
     except ImportError:
         return None
     return reflection_rate(texts)

@@ -7,7 +7,6 @@ checkpoint a stage starts from, which dataset file it reads — so a YAML only s
 
 from __future__ import annotations
 
-from typing import Any
 
 from pydantic import Field
 

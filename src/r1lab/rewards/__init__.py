@@ -10,7 +10,7 @@ from r1lab.rewards import format as _format  # noqa: F401
 from r1lab.rewards import language as _language  # noqa: F401
 from r1lab.rewards import length as _length  # noqa: F401
 from r1lab.rewards.combine import CombinedReward, RewardBreakdown, combine_rewards
-from r1lab.rewards.extract import DEFAULT_FALLBACKS, canonical_answer, extract_answer
+from r1lab.data.answer import DEFAULT_FALLBACKS, canonical_answer, extract_answer
 from r1lab.rewards.grade import Grade, grade_answer
 from r1lab.rewards.registry import (
     completion_text,

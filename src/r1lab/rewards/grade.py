@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from r1lab.rewards.extract import exact_number, extract_answer, normalize_answer_text
+from r1lab.data.answer import exact_number, extract_answer, normalize_answer_text
 from r1lab.rewards.verifier import shared_verifier
 
 MAX_PRED_CHARS = 2_000

@@ -128,7 +128,6 @@ def _as_float(v: Any) -> float:
 
 def aggregate_metrics(per_micro: list[dict[str, Any]], weights: list[float]) -> dict[str, float]:
     """Combine micro-batch metrics: weighted mean, except `num_*` (sum), `*_max` (max), `*_min` (min)."""
-    total = sum(weights)
     out: dict[str, float] = {}
     keys = dict.fromkeys(k for m in per_micro for k in m)
     for k in keys:

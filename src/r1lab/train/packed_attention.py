@@ -34,7 +34,7 @@ class RowLayout:
 
     @staticmethod
     def build(prompt_len: int, lengths: list[int], device: torch.device | None = None) -> "RowLayout":
-        n, W = len(lengths), max(lengths + [1])
+        W = max(lengths + [1])
         j = torch.arange(W)
         valid = j[None, :] < torch.tensor(lengths)[:, None]  # [n, W]
         starts = prompt_len + torch.tensor([0] + lengths[:-1]).cumsum(0)  # [n]

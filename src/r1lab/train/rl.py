@@ -36,7 +36,7 @@ from r1lab.train.lora import adapters_disabled, apply_lora, has_lora
 from r1lab.train.loop import TrainResult, autocast_context, train
 from r1lab.train.model_spec import ModelSpec, build_model
 from r1lab.train.rl_forward import completion_logprobs
-from r1lab.train.rl_metrics import completion_metrics, reward_metrics
+from r1lab.data.completion_metrics import completion_metrics, reward_metrics
 from r1lab.train.rl_rollout import build_rollout, select_rows, split_rows, trim
 from r1lab.train.rl_scoring import RewardSpec, ScoredGroup, build_reward, score_group
 from r1lab.train.rng import seed_everything

@@ -1,4 +1,5 @@
-"""THE answer extractor shared by the accuracy reward, rejection sampling and evaluation.
+"""THE answer extractor shared by the accuracy reward, rejection sampling and evaluation (the answer contract:
+it lives in `data`, below every layer that reads answers).
 
 One function decides what "the model's answer" is, so a completion that earns accuracy reward in RL is
 exactly the completion that counts as correct in eval and is kept by rejection sampling.
