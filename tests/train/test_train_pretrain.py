@@ -13,7 +13,9 @@ from r1lab.train import TrainConfig
 from r1lab.train.metrics_log import read_metrics
 from r1lab.train.model_spec import ModelSpec
 from r1lab.train.packing import epoch_order, global_rows, stream_rows
-from r1lab.train.pretrain import (CorpusConfig, PretrainConfig, PretrainStage, load_tokenizer, moe_metrics, pretrain,
+from r1lab.data.tokenizer import load_tokenizer
+from r1lab.train.moe_metrics import moe_metrics
+from r1lab.train.pretrain import (CorpusConfig, PretrainConfig, PretrainStage, pretrain,
                                   tokenize_documents)
 
 SMALL_TINY = dict(dim=64, inter_dim=128, moe_inter_dim=32, n_layers=2, q_lora_rank=32, kv_lora_rank=32,

@@ -13,9 +13,7 @@ from __future__ import annotations
 import torch
 
 from r1lab.algo.aggregation import get_aggregation
-from r1lab.algo.kl import KLKind, kl_estimate
-
-LOG_RATIO_CLAMP = 20.0
+from r1lab.algo.kl import LOG_RATIO_CLAMP, KLKind, kl_estimate
 
 
 def _masked_mean(x: torch.Tensor, m: torch.Tensor, n: float) -> float:

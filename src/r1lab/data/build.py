@@ -16,6 +16,7 @@ from r1lab.config import StrictModel
 from r1lab.data import hygiene
 from r1lab.data.tasks import get_task, load_task
 from r1lab.data.templates import TEMPLATE_NAMES, get_template
+from r1lab.data.tokenizer import load_tokenizer
 from r1lab.data.traces import cold_start_from_records, corpus_from_records
 from r1lab.errors import DataError
 from r1lab.jsonl import read_jsonl
@@ -126,18 +127,10 @@ def build_dataset(cfg: DataBuildConfig, tokenizer: Any = None) -> tuple[list[dic
     return records, counts
 
 
-def _load_tokenizer(path: str):
-    if not Path(path).is_dir():
-        raise DataError(f"tokenizer: {path}: not a directory")
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(path, local_files_only=True)
-
-
 def write_dataset(cfg: DataBuildConfig, out: str | Path, tokenizer: Any = None) -> dict[str, int]:
     """Build and write atomically as JSONL; returns the step counts."""
     if tokenizer is None and cfg.tokenizer is not None:
-        tokenizer = _load_tokenizer(cfg.tokenizer)
+        tokenizer = load_tokenizer(cfg.tokenizer)
     records, counts = build_dataset(cfg, tokenizer)
     atomic_write_jsonl(out, records)
     return counts

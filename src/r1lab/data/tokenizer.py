@@ -110,17 +110,31 @@ def save_tokenizer(tokenizer, directory: str | os.PathLike) -> list[Path]:
     return written
 
 
-def load_tokenizer(directory: str | os.PathLike):
-    """Load the tokenizer saved next to a checkpoint (`tokenizer.json`)."""
-    directory = Path(directory)
-    if not (directory / "tokenizer.json").is_file():
-        raise DataError(f"{directory}: no tokenizer.json (expected a tokenizer saved with save_tokenizer)")
-    from transformers import PreTrainedTokenizerFast
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 
-    tok = PreTrainedTokenizerFast.from_pretrained(str(directory))
-    if not getattr(tok, "chat_template", None):
-        tok.chat_template = CHAT_TEMPLATE
-    return tok
+
+def load_tokenizer(path: str | os.PathLike, *, required: bool = True):
+    """The one tokenizer loader: a `tokenizer.json` file, or a directory holding tokenizer files (r1lab's BPE,
+    saved by `save_tokenizer`, or any Hugging Face tokenizer), offline. A directory without tokenizer files gives
+    None when not `required` (token-id prompts still work), else a one-line DataError, as does one that
+    transformers cannot load (its own message is lines of install advice)."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast  # heavy: only where a tokenizer is loaded
+
+    p = Path(path)
+    if p.is_file():
+        return PreTrainedTokenizerFast(tokenizer_file=str(p))
+    if not p.is_dir():
+        raise DataError(f"{path}: tokenizer not found")
+    if not any((p / name).is_file() for name in TOKENIZER_FILES):
+        if required:
+            raise DataError(f"{p} has no tokenizer (tokenizer.json or tokenizer_config.json)")
+        return None
+    try:
+        return AutoTokenizer.from_pretrained(str(p), local_files_only=True)
+    except Exception as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"{p} has no tokenizer (tokenizer.json or tokenizer_config.json) that transformers can "
+                        f"load: {reason}") from None
 
 
 def copy_tokenizer(src: str | os.PathLike, dst: str | os.PathLike) -> None:

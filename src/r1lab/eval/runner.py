@@ -131,7 +131,7 @@ def _load(model_or_dir: Any, tokenizer: Any) -> tuple[Any, Any, bool]:
 
         model, loaded_tokenizer = load_model(model_or_dir)
         return model, tokenizer or loaded_tokenizer, is_r1lab_dir(resolve_model_dir(model_or_dir))
-    from r1lab.engine.sampler import is_r1lab_model
+    from r1lab.model import is_r1lab_model
 
     return model_or_dir, tokenizer, is_r1lab_model(model_or_dir)
 

@@ -273,11 +273,10 @@ def checkpoint_config(path: str | Path) -> ModelConfig:
     return from_hf_config(raw, source=str(cfg_file))
 
 
-def load_pretrained(path: str | Path, *, dtype: torch.dtype | None = None, device: str | torch.device = "cpu",
-                    config_overrides: dict[str, Any] | None = None):
-    """Build a `Transformer` from a Hugging Face or r1lab DeepSeek-V3 directory; bad checkpoints -> CheckpointError."""
-    from r1lab.model.transformer import Transformer
-
+def load_pretrained(model_cls: type, path: str | Path, *, dtype: torch.dtype | None = None,
+                    device: str | torch.device = "cpu", config_overrides: dict[str, Any] | None = None):
+    """Build a `model_cls` (r1lab's `Transformer`) from a Hugging Face or r1lab DeepSeek-V3 directory; bad
+    checkpoints -> CheckpointError. The class is passed in so that this module never imports the model's."""
     path = Path(path)
     cfg_file, raw = read_config_json(path)
     config = from_hf_config(raw, source=str(cfg_file))
@@ -301,7 +300,7 @@ def load_pretrained(path: str | Path, *, dtype: torch.dtype | None = None, devic
     tensors = {k: v for k, v in tensors.items() if not k.endswith("rotary_emb.inv_freq")}
 
     with torch.device("meta"):  # shapes only: the weights come from the checkpoint, no random init
-        model = Transformer(config)
+        model = model_cls(config)
     expected = model.state_dict()
     missing = [k for k in expected if k not in tensors]
     if missing:
@@ -322,7 +321,7 @@ def load_pretrained(path: str | Path, *, dtype: torch.dtype | None = None, devic
     model.init_runtime_buffers()
     still_meta = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if still_meta:  # a module with state outside its state dict (none today): build it for real instead
-        model = Transformer(config)
+        model = model_cls(config)
         model.load_state_dict({k: tensors[k] for k in expected}, strict=True)
     if dtype is not None:
         cast_model(model, dtype)

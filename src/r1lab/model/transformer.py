@@ -32,6 +32,7 @@ from r1lab.model.attention import build_attention_mask, document_ids, packed_cau
 from r1lab.model.block import Block
 from r1lab.model.cache import MLACache
 from r1lab.model.config import ModelConfig
+from r1lab.model.hf import load_pretrained, save_pretrained
 from r1lab.model.moe import MoE, bias_update, max_violation
 from r1lab.model.mtp import MTPLayer, shift_left
 from r1lab.model.norm import RMSNorm
@@ -251,14 +252,15 @@ class Transformer(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, **kwargs) -> "Transformer":
-        from r1lab.model.hf import load_pretrained
-
-        return load_pretrained(path, **kwargs)
+        return load_pretrained(cls, path, **kwargs)
 
     def save_pretrained(self, path: str | Path, **kwargs) -> None:
-        from r1lab.model.hf import save_pretrained
-
         save_pretrained(self, path, **kwargs)
 
 
-__all__ = ["Transformer", "ModelOutput", "shifted_cross_entropy", "IGNORE_INDEX"]
+def is_r1lab_model(model: object) -> bool:
+    """An r1lab DeepSeek-V3 `Transformer` (as opposed to a Hugging Face causal LM): the one test every layer uses."""
+    return isinstance(model, Transformer)
+
+
+__all__ = ["Transformer", "ModelOutput", "shifted_cross_entropy", "IGNORE_INDEX", "is_r1lab_model"]

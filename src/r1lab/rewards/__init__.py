@@ -22,9 +22,10 @@ from r1lab.rewards.registry import (
     timeout_counts,
 )
 from r1lab.rewards.sandbox import SandboxLimits, SandboxResult, run_python
+from r1lab.rewards.spec import RewardSpec, build_reward
 
 __all__ = [
-    "CombinedReward", "DEFAULT_FALLBACKS", "Grade", "RewardBreakdown", "SandboxLimits", "SandboxResult",
-    "canonical_answer", "combine_rewards", "completion_text", "extract_answer", "get_reward", "grade_answer",
+    "CombinedReward", "DEFAULT_FALLBACKS", "Grade", "RewardBreakdown", "RewardSpec", "SandboxLimits", "SandboxResult",
+    "build_reward", "canonical_answer", "combine_rewards", "completion_text", "extract_answer", "get_reward", "grade_answer",
     "list_rewards", "record_timeout", "register_reward", "reset_timeout_counts", "run_python", "timeout_counts",
 ]

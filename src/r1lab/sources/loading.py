@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
+from r1lab.data.tokenizer import load_tokenizer as load_data_tokenizer
 from r1lab.errors import CheckpointError, R1labError
 from r1lab.sources.smollm2 import smollm2_dir
 
@@ -46,16 +47,7 @@ def is_r1lab_dir(directory: Path) -> bool:
 
 def load_tokenizer(directory: Path) -> Any | None:
     """The directory's tokenizer, or None when it ships none (token-id prompts still work)."""
-    if not any((directory / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
-        return None
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(directory)
-    except Exception as e:  # transformers' message is many lines of install advice; the cause is a missing file
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{directory} has no tokenizer (tokenizer.json or tokenizer_config.json) that "
-                              f"transformers can load: {reason}") from None
+    return load_data_tokenizer(directory, required=False)
 
 
 def load_model(name_or_dir: str | Path, *, dtype: Any = None) -> tuple[Any, Any | None]:

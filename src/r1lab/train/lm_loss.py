@@ -12,13 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from r1lab.model import is_r1lab_model
 from r1lab.train.packing import IGNORE_INDEX
-
-
-def is_r1lab_model(model: nn.Module) -> bool:
-    from r1lab.model import Transformer
-
-    return isinstance(model, Transformer)
 
 
 def supports_packed_positions(model: nn.Module) -> bool:

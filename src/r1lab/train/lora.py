@@ -53,7 +53,7 @@ def _peft():
 
 def apply_lora(model: nn.Module, spec: LoraSpec) -> nn.Module:
     """Inject adapters into `model` in place and freeze everything else; returns the same model."""
-    from r1lab.train.rl_forward import is_r1lab_model
+    from r1lab.model import is_r1lab_model
 
     if is_r1lab_model(model) or not hasattr(model, "config"):
         raise ConfigError(f"model.lora: LoRA is for HF causal LMs (through peft); this is a "

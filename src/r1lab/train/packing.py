@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-IGNORE_INDEX = -100
+from r1lab.model import IGNORE_INDEX  # the one label value every loss skips
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:

@@ -17,11 +17,13 @@ import torch
 from pydantic import Field
 
 from r1lab.config import StrictModel
+from r1lab.data.tokenizer import load_tokenizer
 from r1lab.jsonl import read_jsonl
 from r1lab.errors import DataError
 from r1lab.train.config import TrainConfig
 from r1lab.train.loop import TrainResult, train
 from r1lab.train.model_spec import ModelSpec, build_model
+from r1lab.train.moe_metrics import moe_metrics
 from r1lab.train.packing import epoch_order, global_rows, stream_rows
 from r1lab.train.rng import seed_everything
 
@@ -67,40 +69,6 @@ def tokenize_documents(docs: list[str], tokenizer: Any) -> torch.Tensor:
     for doc in docs:
         ids.extend(tokenizer(doc)["input_ids"])
     return torch.tensor(ids, dtype=torch.long)
-
-
-def load_tokenizer(path: str) -> Any:
-    """A tokenizer from a checkpoint/tokenizer dir (r1lab's tiny BPE or any HF one) or a tokenizer.json file."""
-    p = Path(path)
-    if p.is_file():
-        from transformers import PreTrainedTokenizerFast
-
-        return PreTrainedTokenizerFast(tokenizer_file=str(p))
-    if (p / "tokenizer.json").is_file():
-        from r1lab.data.tokenizer import load_tokenizer as load_r1lab_tokenizer
-
-        return load_r1lab_tokenizer(p)
-    if p.is_dir():
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(str(p))
-    raise DataError(f"{path}: tokenizer not found")
-
-
-def moe_metrics(stats: list[dict]) -> dict[str, Any]:
-    """Expert load shares per layer, MaxVio (mean and worst layer) and dead experts from routing stats."""
-    if not stats:
-        return {}
-    out: dict[str, Any] = {}
-    for s in stats:
-        total = sum(s["load"]) or 1.0
-        out[f"moe/load/L{s['layer']}"] = [c / total for c in s["load"]]
-        out[f"moe/max_vio/L{s['layer']}"] = s["max_vio"]
-    vios = [s["max_vio"] for s in stats]
-    out["moe/max_vio"] = sum(vios) / len(vios)
-    out["moe/max_vio_max"] = max(vios)
-    out["moe/dead_experts"] = float(sum(s["dead_experts"] for s in stats))
-    return out
 
 
 class PretrainStage:

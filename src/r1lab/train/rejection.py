@@ -24,8 +24,8 @@ from pydantic import Field
 from r1lab.atomic import atomic_write_json, atomic_write_jsonl
 from r1lab.config import StrictModel
 from r1lab.errors import ConfigError
-from r1lab.train.rl import RLDataConfig
-from r1lab.train.rl_scoring import build_reward
+from r1lab.data.prompts import PromptDataConfig
+from r1lab.rewards import RewardSpec, build_reward
 
 
 class EvalSetSpec(StrictModel):
@@ -41,7 +41,7 @@ class EvalSetSpec(StrictModel):
 class RejectionConfig(StrictModel):
     checkpoint: str = Field("runs/tiny/rl/checkpoint", description="model dir or source name to sample from")
     tokenizer: str | None = Field(None, description="tokenizer dir/file when the checkpoint ships none")
-    data: RLDataConfig = Field(default_factory=RLDataConfig, description="prompts (task, split, size, template)")
+    data: PromptDataConfig = Field(default_factory=PromptDataConfig, description="prompts (task, split, size, template)")
     n: int = Field(4, ge=1, description="samples per prompt")
     max_new_tokens: int = Field(256, ge=1)
     temperature: float = Field(0.7, ge=0)
@@ -91,7 +91,6 @@ def rejection_reason(cfg: RejectionConfig, text: str, finish_reason: str, reward
 
 
 def _acceptance_reward(cfg: RejectionConfig) -> Any:
-    from r1lab.train.rl_scoring import RewardSpec
 
     specs = [RewardSpec(name="accuracy"), RewardSpec(name="format", weight=0.0)]
     if cfg.language is not None:
@@ -205,7 +204,7 @@ def sample(cfg: RejectionConfig, *, model: Any = None, tokenizer: Any = None, re
         model, loaded_tok = load_model(cfg.checkpoint)
         tokenizer = tokenizer or loaded_tok
     if tokenizer is None and cfg.tokenizer is not None:
-        from r1lab.train.pretrain import load_tokenizer
+        from r1lab.data.tokenizer import load_tokenizer
 
         tokenizer = load_tokenizer(cfg.tokenizer)
     if records is None:

@@ -30,6 +30,7 @@ from r1lab.algo import ObjectiveConfig, fill_batch, get_preset, kl_estimate, mas
 from r1lab.config import StrictModel
 from r1lab.dist import gather_objects, shard_list, shard_range
 from r1lab.dist import rank as dist_rank
+from r1lab.data.prompts import PromptDataConfig
 from r1lab.errors import R1labError
 from r1lab.train.config import TrainConfig
 from r1lab.train.lora import adapters_disabled, apply_lora, has_lora
@@ -38,19 +39,9 @@ from r1lab.train.model_spec import ModelSpec, build_model
 from r1lab.train.rl_forward import completion_logprobs
 from r1lab.data.completion_metrics import completion_metrics, reward_metrics
 from r1lab.train.rl_rollout import build_rollout, select_rows, split_rows, trim
-from r1lab.train.rl_scoring import RewardSpec, ScoredGroup, build_reward, score_group
+from r1lab.rewards import RewardSpec, build_reward
+from r1lab.train.rl_scoring import ScoredGroup, score_group
 from r1lab.train.rng import seed_everything
-
-
-class RLDataConfig(StrictModel):
-    """Prompts: a task of `r1lab.data.load_task`, rendered with a template."""
-
-    task: str = Field("arith", description="task spec for r1lab.data.load_task (e.g. arith, rg:leg_counting)")
-    split: str = Field("train", description="task split")
-    size: int = Field(512, ge=1, description="number of prompts (visited in a seeded order, epoch after epoch)")
-    seed: int = Field(0, description="task generation / order seed")
-    template: Literal["r1", "chat", "plain"] = Field("plain", description="prompt template")
-    think_prefill: bool | None = Field(None, description="end the prompt with '<think>\\n' (None: template default)")
 
 
 class RolloutConfig(StrictModel):
@@ -77,7 +68,7 @@ class RLConfig(StrictModel):
     model: ModelSpec = Field(default_factory=ModelSpec, description="policy to start from (usually init_from)")
     tokenizer: str | None = Field(None, description="tokenizer dir/file when the model dir ships none")
     reference: str | None = Field(None, description="frozen reference checkpoint (None: a copy of the start policy)")
-    data: RLDataConfig = Field(default_factory=RLDataConfig)
+    data: PromptDataConfig = Field(default_factory=PromptDataConfig)
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     rewards: list[RewardSpec] = Field(default_factory=_default_rewards, description="summed, weighted rewards")
     preset: str = Field("r1", description="objective preset: r1, grpo_deepseekmath, dr_grpo, dapo, reinforce, ppo, trl_default")
@@ -350,7 +341,7 @@ class RLStage:
         out: dict[str, Any] = dict(self.stats)
         out["rollout"] = float(self.cycle)
         if hasattr(model, "update_balance_bias"):
-            from r1lab.train.pretrain import moe_metrics
+            from r1lab.train.moe_metrics import moe_metrics
 
             out.update(moe_metrics(model.update_balance_bias(self.cfg.balance_gamma)))
         return out
@@ -402,7 +393,7 @@ def rl(cfg: RLConfig, *, model: Any = None, tokenizer: Any = None, records: Sequ
     seed_everything(cfg.train.seed)
     obj = cfg.objective_config
     if tokenizer is None and cfg.tokenizer is not None:
-        from r1lab.train.pretrain import load_tokenizer
+        from r1lab.data.tokenizer import load_tokenizer
 
         tokenizer = load_tokenizer(cfg.tokenizer)
     if model is None:

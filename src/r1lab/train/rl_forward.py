@@ -12,12 +12,7 @@ import torch
 from torch import nn
 
 from r1lab.algo import selected_logprobs
-
-
-def is_r1lab_model(model: nn.Module) -> bool:
-    from r1lab.model import Transformer
-
-    return isinstance(model, Transformer)
+from r1lab.model import is_r1lab_model
 
 
 def forward_outputs(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, *,

@@ -7,21 +7,9 @@ applicable values with their weights (TRL's nansum) and keeps every component fo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
-
-from pydantic import Field
-
-from r1lab.config import StrictModel
+from typing import Any, Sequence
 
 ACCURACY = "accuracy"
-
-
-class RewardSpec(StrictModel):
-    """One reward function of `r1lab.rewards` (by registered name), its weight and its parameters."""
-
-    name: str = Field(..., description="registered reward name (r1lab reward list)")
-    weight: float = Field(1.0, description="weight in the summed reward")
-    params: dict[str, Any] = Field(default_factory=dict, description="parameters of the reward's factory")
 
 
 @dataclass
@@ -37,17 +25,6 @@ class ScoredGroup:
     def correct(self) -> list[bool] | None:
         values = self.per_function.get(ACCURACY)
         return None if values is None else [v is not None and v >= 1.0 - 1e-9 for v in values]
-
-
-def build_reward(specs: Sequence[RewardSpec], overrides: dict[str, Callable] | None = None):
-    """`r1lab.rewards.combine_rewards` over the specs; `overrides` maps names to ready functions (tests, custom code)."""
-    from r1lab.rewards import combine_rewards
-
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise ValueError(f"reward names must be unique, got {names}")
-    return combine_rewards({s.name: s.weight for s in specs}, {s.name: s.params for s in specs if s.params},
-                           {k: v for k, v in (overrides or {}).items() if k in names})
 
 
 def score_group(record: dict, completions: Sequence[Any], reward: Any, prefill: str = "") -> ScoredGroup:

@@ -29,7 +29,7 @@ from r1lab.train.lm_loss import causal_lm_loss, supports_packed_positions
 from r1lab.train.loop import TrainResult, train
 from r1lab.train.model_spec import ModelSpec, build_model
 from r1lab.train.packing import Example, IGNORE_INDEX, collate_rows, epoch_order, global_rows, pack_examples, sft_example
-from r1lab.train.pretrain import load_tokenizer
+from r1lab.data.tokenizer import load_tokenizer
 from r1lab.train.rng import seed_everything
 
 
