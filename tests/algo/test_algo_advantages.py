@@ -1,4 +1,4 @@
-"""Group-relative and leave-one-out advantages against closed forms (RL_REFERENCE §2, §14.6-7)."""
+"""Group-relative and leave-one-out advantages against closed forms (docs/RL.md §2, §14)."""
 
 import math
 

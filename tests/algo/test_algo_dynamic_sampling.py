@@ -1,4 +1,4 @@
-"""DAPO dynamic sampling and overlong filtering (RL_REFERENCE §6, §14.10, §14.12)."""
+"""DAPO dynamic sampling and overlong filtering (docs/RL.md §6, §14)."""
 
 import random
 

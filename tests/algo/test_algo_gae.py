@@ -1,4 +1,4 @@
-"""GAE, per-token rewards, whitening and the clipped value loss (RL_REFERENCE §8)."""
+"""GAE, per-token rewards, whitening and the clipped value loss (docs/RL.md §8)."""
 
 import pytest
 import torch

@@ -1,5 +1,5 @@
 """Invariance of the loss and its gradient to how the step batch is split, padded and ordered
-(RL_REFERENCE §14.1-4, §14.10)."""
+(docs/RL.md §14)."""
 
 import pytest
 import torch
@@ -114,7 +114,7 @@ def test_padding_alignment_and_order_invariance(agg):
 
 
 def test_fully_masked_rows_are_as_if_absent():
-    """Overlong-filtered rows leave the numerator and both normalisers (RL_REFERENCE §14.10)."""
+    """Overlong-filtered rows leave the numerator and both normalisers (docs/RL.md §14)."""
     ro = make_rollout(seed=5)
     adv = group_advantages(ro.rewards, ro.group_size)
     keep = torch.tensor([i for i in range(12) if i not in (4, 9)])

@@ -1,4 +1,4 @@
-"""KL estimators k1/k2/k3 (RL_REFERENCE §3, §14.8)."""
+"""KL estimators k1/k2/k3 (docs/RL.md §3, §14)."""
 
 import math
 

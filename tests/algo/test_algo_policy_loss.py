@@ -1,5 +1,5 @@
 """The clipped policy loss: closed forms, on-policy identity, zero-spread groups, clipping and dual clip
-(RL_REFERENCE §2, §4, §14.5-6, §14.9)."""
+(docs/RL.md §2, §4, §14)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Named presets: each reproduces a hand-computed loss on one fixed batch (RL_REFERENCE §9, §14.16)."""
+"""Named presets: each reproduces a hand-computed loss on one fixed batch (docs/RL.md §9, §14)."""
 
 import math
 

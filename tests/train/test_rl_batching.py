@@ -1,5 +1,5 @@
 """How the RL stage batches a rollout: micro-batch invariance, mu passes over stored old log-probs, the frozen
-reference, overlong filtering and dynamic sampling (RL_REFERENCE §14)."""
+reference, overlong filtering and dynamic sampling (docs/RL.md §14)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The RL stage on the shared loop, with the real rollout engine on a tiny causal LM (RL_REFERENCE §14)."""
+"""The RL stage on the shared loop, with the real rollout engine on a tiny causal LM (docs/RL.md §14)."""
 
 from __future__ import annotations
 

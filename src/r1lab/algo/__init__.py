@@ -21,7 +21,12 @@ from r1lab.algo.kl import kl_estimate
 from r1lab.algo.logprobs import selected_logprobs, token_entropy, token_logprobs
 from r1lab.algo.overlong import mask_truncated
 from r1lab.algo.policy_loss import merge_metrics, policy_loss
-from r1lab.algo.presets import ObjectiveConfig, get_preset, list_presets, register_preset
+from r1lab.algo.presets import (
+    ObjectiveConfig,
+    get_preset,
+    list_presets,
+    register_preset,
+)
 from r1lab.algo.value_loss import value_loss
 
 __all__ = [

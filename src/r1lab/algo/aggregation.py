@@ -1,5 +1,5 @@
 """Loss aggregation: how masked per-token losses become one scalar (the #1 source of divergence between
-GRPO implementations; RL_REFERENCE §5).
+GRPO implementations; docs/RL.md §5).
 
 Every invariant scheme divides by a normaliser of the whole *step batch* (all micro-batches, accumulation
 steps and ranks), passed in as `global_tokens` / `global_seqs`. Each micro-batch then returns its share
@@ -18,6 +18,20 @@ from typing import Callable
 import torch
 
 AggregateFn = Callable[..., torch.Tensor]
+WeightFn = Callable[[torch.Tensor], float]
+
+
+def count_sequences(mask: torch.Tensor) -> float:
+    """Rows with at least one token that counts (a fully masked row is as if absent)."""
+    return float(mask.bool().any(dim=-1).sum())
+
+
+def count_tokens(mask: torch.Tensor) -> float:
+    return float(mask.sum())
+
+
+def any_tokens(mask: torch.Tensor) -> float:
+    return float(mask.sum() > 0)
 
 
 @dataclass(frozen=True)
@@ -26,18 +40,24 @@ class Aggregation:
     fn: AggregateFn
     invariant: bool  # same result for any micro-batch / accumulation split of the step batch
     doc: str
+    weight: WeightFn  # a micro-batch's count in the scheme's normaliser: its share of the step batch's loss
 
 
 _AGGREGATIONS: dict[str, Aggregation] = {}
 
 
-def register_aggregation(name: str, *, invariant: bool = True) -> Callable[[AggregateFn], AggregateFn]:
-    """Decorator: `fn(loss[B,T], mask[B,T], *, max_len, global_tokens, global_seqs) -> scalar`."""
+def register_aggregation(name: str, *, invariant: bool = True,
+                         weight: WeightFn = count_sequences) -> Callable[[AggregateFn], AggregateFn]:
+    """Decorator: `fn(loss[B,T], mask[B,T], *, max_len, global_tokens, global_seqs) -> scalar`.
+
+    `weight(mask)` is a micro-batch's count in the scheme's normaliser (sequences by default, tokens for a token
+    mean): the training loop weighs each micro-batch's loss by it, so the micro-batch losses add up to the step
+    batch's loss whatever the split."""
 
     def deco(fn: AggregateFn) -> AggregateFn:
         if name in _AGGREGATIONS:
             raise ValueError(f"loss aggregation {name!r} is already registered")
-        _AGGREGATIONS[name] = Aggregation(name, fn, invariant, (fn.__doc__ or "").strip().splitlines()[0])
+        _AGGREGATIONS[name] = Aggregation(name, fn, invariant, (fn.__doc__ or "").strip().splitlines()[0], weight)
         return fn
 
     return deco
@@ -74,7 +94,7 @@ def seq_mean(loss, mask, *, max_len=None, global_tokens=None, global_seqs=None):
     return per_seq.sum() / max(_count(mask, global_seqs, "seqs"), 1.0)
 
 
-@register_aggregation("token_mean")
+@register_aggregation("token_mean", weight=count_tokens)
 def token_mean(loss, mask, *, max_len=None, global_tokens=None, global_seqs=None):
     """sum m*l / N_tok over the step batch: every token weighs the same (DAPO, TRL `dapo`)."""
     m = mask.to(loss.dtype)
@@ -90,7 +110,7 @@ def constant(loss, mask, *, max_len=None, global_tokens=None, global_seqs=None):
     return (loss * m).sum() / (max(_count(mask, global_seqs, "seqs"), 1.0) * float(max_len))
 
 
-@register_aggregation("token_mean_local", invariant=False)
+@register_aggregation("token_mean_local", invariant=False, weight=any_tokens)
 def token_mean_local(loss, mask, *, max_len=None, global_tokens=None, global_seqs=None):
     """sum m*l / local N_tok per micro-batch (TRL `bnpo`): NOT invariant to how tokens are split.
 

@@ -1,4 +1,4 @@
-"""DAPO dynamic sampling (RL_REFERENCE §6.2): keep only groups whose rewards differ, sampling more rounds
+"""DAPO dynamic sampling (docs/RL.md §6): keep only groups whose rewards differ, sampling more rounds
 until the batch holds exactly the target number of groups.
 
 A group whose rewards are all equal (all right or all wrong) has zero advantage everywhere: it costs

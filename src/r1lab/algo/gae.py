@@ -1,4 +1,4 @@
-"""Per-token rewards, generalised advantage estimation and whitening for PPO with a critic (RL_REFERENCE §8).
+"""Per-token rewards, generalised advantage estimation and whitening for PPO with a critic (docs/RL.md §8).
 
     delta_t = r_t + gamma * V_{t+1} - V_t,   A_t = delta_t + gamma * lam * A_{t+1},   R_t = A_t + V_t
 The recursion runs backwards over *unmasked* tokens only: a masked position (pad, prompt, tool output)

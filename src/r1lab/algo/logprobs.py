@@ -1,4 +1,4 @@
-"""Token log-probabilities and entropy from logits, in fp32 whatever the model's dtype (RL_REFERENCE §4:
+"""Token log-probabilities and entropy from logits, in fp32 whatever the model's dtype (docs/RL.md §4:
 log-probs from fp32 log_softmax, so ratios of bf16 models are not dominated by rounding)."""
 
 from __future__ import annotations

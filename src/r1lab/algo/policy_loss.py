@@ -1,4 +1,4 @@
-"""The clipped policy-gradient objective shared by GRPO, DAPO, Dr. GRPO, REINFORCE and PPO (RL_REFERENCE §2-5).
+"""The clipped policy-gradient objective shared by GRPO, DAPO, Dr. GRPO, REINFORCE and PPO (docs/RL.md §2, §3, §4, §5).
 
 Per token (minimised):
     l = max(-rho*A, -clip(rho, 1 - eps_low, 1 + eps_high)*A)      (PPO clip, clip-higher when eps_high > eps_low)

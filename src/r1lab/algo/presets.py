@@ -1,4 +1,4 @@
-"""The objective as orthogonal switches (`ObjectiveConfig`) and named presets over them (RL_REFERENCE §9).
+"""The objective as orthogonal switches (`ObjectiveConfig`) and named presets over them (docs/RL.md §9).
 
 A preset is only a set of switch values; every algorithm name maps to the same `policy_loss`, so two
 presets differ exactly where their configs differ (print `cfg.model_dump()` with every run).

@@ -1,4 +1,4 @@
-"""Clipped value (critic) loss for PPO (RL_REFERENCE §8):
+"""Clipped value (critic) loss for PPO (docs/RL.md §8):
     l_t = 1/2 * max((V - R)^2, (clip(V, V_old - eps_v, V_old + eps_v) - R)^2)
 aggregated like the policy loss, so it is invariant to micro-batching given the step batch's normalisers.
 """

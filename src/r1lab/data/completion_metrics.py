@@ -1,4 +1,4 @@
-"""Rollout health metrics, named like TRL's where TRL has a name (RL_REFERENCE §15): rewards per function,
+"""Rollout health metrics, named like TRL's where TRL has a name (docs/RL.md §15): rewards per function,
 zero-spread groups, completion lengths (correct vs wrong), truncation and the reflection-word ("aha") rate."""
 
 from __future__ import annotations

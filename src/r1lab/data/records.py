@@ -14,6 +14,8 @@ import re
 import unicodedata
 from typing import Any
 
+from r1lab.errors import DataError
+
 # Share of the hash space owned by each split. "eval" and "test" are the same split (aliases).
 SPLIT_BUCKETS: dict[str, tuple[int, int]] = {
     "train": (0, 800),
@@ -29,8 +31,6 @@ _WS = re.compile(r"\s+")
 def canonical_split(split: str) -> str:
     s = SPLIT_ALIASES.get(split, split)
     if s not in SPLIT_BUCKETS:
-        from r1lab.errors import DataError
-
         known = ", ".join(sorted([*SPLIT_BUCKETS, *SPLIT_ALIASES]))
         raise DataError(f"unknown split {split!r}; expected one of: {known}")
     return s

@@ -46,7 +46,15 @@ def train_tokenizer(
     add_bos: bool = True,
 ):
     """Train byte-level BPE on `texts`; returns a `transformers.PreTrainedTokenizerFast`."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        AddedToken,
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
 
     specials = list(dict.fromkeys(special_tokens))
     for required in _CONTROL:
@@ -118,7 +126,10 @@ def load_tokenizer(path: str | os.PathLike, *, required: bool = True):
     saved by `save_tokenizer`, or any Hugging Face tokenizer), offline. A directory without tokenizer files gives
     None when not `required` (token-id prompts still work), else a one-line DataError, as does one that
     transformers cannot load (its own message is lines of install advice)."""
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast  # heavy: only where a tokenizer is loaded
+    from transformers import (  # heavy: only where a tokenizer is loaded
+        AutoTokenizer,
+        PreTrainedTokenizerFast,
+    )
 
     p = Path(path)
     if p.is_file():

@@ -1,6 +1,6 @@
 """Worked solutions in three styles for the synthetic tasks: pretraining corpus and cold-start SFT data.
 
-Styles (docs/TINY_RECIPE): `direct` (no working; on hard problems wrong at `direct_error_rate`),
+Styles (docs/TINY_RECIPE.md): `direct` (no working; on hard problems wrong at `direct_error_rate`),
 `cot` (one step per line), `reflect` (the steps, where a slipped step is followed by
 "wait, let me check: ..." and the corrected step, then a final check). A base model pretrained on a fixed
 mix of these samples all three, and an accuracy reward can then move it toward the longer, reflective,

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from r1lab.dist.wrap import is_fsdp, unwrapped_class
+from r1lab.dist.expert_parallel import ExpertParallelExperts
 
 
 def _is_dtensor(t: Any) -> bool:
@@ -27,8 +28,6 @@ def _is_dtensor(t: Any) -> bool:
 
 
 def _expert_params(model: nn.Module) -> dict[int, Any]:
-    from r1lab.dist.expert_parallel import ExpertParallelExperts
-
     out = {}
     for m in model.modules():
         if isinstance(m, ExpertParallelExperts):

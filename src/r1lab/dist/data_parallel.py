@@ -5,7 +5,7 @@ The loop's accumulation already weights micro-batch i by `w_i / Σw` (token or s
   the stage shards itself (`stage.shards_batches = True`, e.g. RL, whose micro-batches come from a gathered
   global rollout buffer);
 - Σw is all-reduced once per step (`global_weight`) and gradients are *summed* over ranks, so each step's
-  gradient, loss and metrics equal those of one process with the same global batch (RL_REFERENCE §5);
+  gradient, loss and metrics equal those of one process with the same global batch (docs/RL.md §5);
 - DDP reduces gradients only on the last micro-batch's backward (`prepare_backward`); FSDP2 reduce-scatters each;
 - metrics are gathered and combined with the loop's own rules (`reduce_metrics`);
 - only rank 0 writes metrics and checkpoints; checkpoints hold full (unsharded) tensors in the single-process
@@ -24,6 +24,11 @@ from r1lab.dist import env
 from r1lab.dist.collectives import all_reduce_sum, gather_objects, shard_range
 from r1lab.dist.config import DistConfig
 from r1lab.errors import ConfigError
+from r1lab.dist.wrap import wrap_modules
+from r1lab.dist.expert_parallel import apply_expert_parallel
+from r1lab.dist.wrap import set_gradient_sync
+from r1lab.dist.checkpoint import plain_view
+from r1lab.dist.checkpoint import load_into_parallel
 
 
 class DataParallel:
@@ -38,12 +43,9 @@ class DataParallel:
     def wrap(self, model: nn.Module, extra_modules: dict[str, nn.Module] | None = None,
              device: torch.device | None = None) -> None:
         """Expert parallelism (if asked), then DDP/FSDP2 on the model and on each extra trained module."""
-        from r1lab.dist.wrap import wrap_modules
 
         device = device or next(model.parameters()).device
         if self.cfg.expert_parallel:
-            from r1lab.dist.expert_parallel import apply_expert_parallel
-
             if self.strategy == "fsdp":
                 raise ConfigError("train.dist.expert_parallel needs train.dist.strategy ddp (not fsdp)")
             if apply_expert_parallel(model) == 0:
@@ -70,8 +72,6 @@ class DataParallel:
     def prepare_backward(self, last: bool) -> None:
         """DDP: reduce gradients only on the last backward of a step; FSDP2 reduce-scatters every backward."""
         if self.strategy == "ddp":
-            from r1lab.dist.wrap import set_gradient_sync
-
             set_gradient_sync(self.modules, last)
 
     def reduce_metrics(self, per_micro: list[dict], weights: list[float],
@@ -85,7 +85,6 @@ class DataParallel:
                         optimizer: torch.optim.Optimizer, extra_modules: dict[str, nn.Module] | None = None,
                         **kwargs) -> None:
         """All ranks gather full tensors (FSDP shards, expert slices); rank 0 writes the usual layout."""
-        from r1lab.dist.checkpoint import plain_view
 
         with plain_view(model, optimizer, extra_modules or {}) as (m, opt, extra):
             if self.is_main:
@@ -96,7 +95,6 @@ class DataParallel:
                         optimizer: torch.optim.Optimizer, extra_modules: dict[str, nn.Module] | None = None
                         ) -> dict:
         """Every rank reads the full checkpoint and keeps its own shard of it."""
-        from r1lab.dist.checkpoint import load_into_parallel
 
         return load_into_parallel(load_fn, out_dir, model, optimizer, extra_modules or {})
 

@@ -21,6 +21,8 @@ from torch import nn
 from torch.distributed.nn.functional import all_to_all_single
 
 from r1lab.errors import ConfigError
+from r1lab.model.linear import expert_matmul
+from r1lab.model.moe import MoE
 
 
 def _a2a(x: torch.Tensor, out_rows: list[int], in_rows: list[int], group) -> torch.Tensor:
@@ -48,7 +50,6 @@ class ExpertParallelExperts(nn.Module):
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """`x [N,D]`, gate values `[N,K]`, global expert ids `[N,K]` -> `Σ_k g_k · FFN_{idx_k}(x)` `[N,D]`."""
-        from r1lab.model.linear import expert_matmul
 
         N, K = idx.shape
         W, El = self.world, self.n_local
@@ -79,7 +80,6 @@ def apply_expert_parallel(model: nn.Module, group=None) -> int:
     Call after the weights are final on every rank (same seed or a loaded checkpoint) and before wrapping
     for data parallelism or building the optimizer.
     """
-    from r1lab.model.moe import MoE
 
     n = 0
     for module in model.modules():

@@ -3,7 +3,7 @@
 
 - ddp: `torch.distributed._composable.replicate` (DDP's reducer: bucketed all-reduce overlapped with backward),
   with a *sum* communication hook. Losses are scaled by each micro-batch's share of the global batch
-  (`w_i / W_global`), so the sum over ranks is the exact single-process gradient (RL_REFERENCE §5; no ×world
+  (`w_i / W_global`), so the sum over ranks is the exact single-process gradient (docs/RL.md §5; no ×world
   correction). Buffers are not broadcast (MoE load counts are per rank until the bias update all-reduces them);
   parameters that a forward does not use (MTP modules in RL) are tolerated.
 - fsdp: FSDP2 `fully_shard` on every decoder layer and then on the root; gradient divide factor 1 (sum), for
@@ -21,6 +21,7 @@ import torch.distributed as dist
 from torch import nn
 
 from r1lab.errors import ConfigError
+from r1lab.dist.expert_parallel import ExpertParallelExperts
 
 
 def _sum_allreduce_hook(process_group, bucket):
@@ -42,8 +43,6 @@ def decoder_layers(model: nn.Module) -> list[nn.Module]:
 
 
 def expert_parallel_modules(model: nn.Module) -> list[nn.Module]:
-    from r1lab.dist.expert_parallel import ExpertParallelExperts
-
     return [m for m in model.modules() if isinstance(m, ExpertParallelExperts)]
 
 

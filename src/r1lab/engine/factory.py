@@ -12,7 +12,9 @@ from r1lab.engine.hf_generic import HFGenericRunner
 from r1lab.engine.lora_merge import MergedLoraRunner, has_lora
 from r1lab.engine.r1lab_backend import R1labRunner, R1labSampler
 from r1lab.engine.sampler import Sampler
-from r1lab.engine.vllm_backend import VLLMSampler  # imports vllm itself only when one is built
+from r1lab.engine.vllm_backend import (
+    VLLMSampler,  # imports vllm itself only when one is built
+)
 from r1lab.errors import ConfigError
 from r1lab.model import is_r1lab_model
 

@@ -14,8 +14,11 @@ from typing import Any
 
 import torch
 
-from r1lab.engine.r1lab_step import forward as step_forward, step_inputs
+from r1lab.engine.r1lab_step import forward as step_forward
+from r1lab.engine.r1lab_step import step_inputs
 from r1lab.engine.sampler import Sampler
+from r1lab.engine.speculative import run_chunk_speculative
+from r1lab.errors import ConfigError
 
 
 @dataclass
@@ -120,12 +123,9 @@ class R1labSampler(Sampler):
     def _chunk_fn(self, params):
         use_mtp = self.runner.has_mtp if params.speculative is None else params.speculative
         if use_mtp and not self.runner.has_mtp:
-            from r1lab.errors import ConfigError
-
             raise ConfigError("SamplingParams.speculative: this model has no MTP module (mtp_depth = 0)")
         if not use_mtp:
             return super()._chunk_fn(params)
-        from r1lab.engine.speculative import run_chunk_speculative
 
         def run(runner, prompts, indices, params, stop, on_tokens):
             completions, stats = run_chunk_speculative(runner, prompts, indices, params, stop, on_tokens,

@@ -28,9 +28,15 @@ import torch
 
 from r1lab.engine.loop import RowBuffers, TokenCallback, finished_rows
 from r1lab.engine.params import Completion, SamplingParams
-from r1lab.engine.r1lab_step import forward as step_forward, mtp_last, normed_embeddings, step_inputs
+from r1lab.engine.r1lab_step import forward as step_forward
+from r1lab.engine.r1lab_step import mtp_last, normed_embeddings, step_inputs
 from r1lab.engine.randomness import row_uniforms
-from r1lab.engine.sampling import model_logprobs, policy_logprobs, sample_from_probs, sample_tokens
+from r1lab.engine.sampling import (
+    model_logprobs,
+    policy_logprobs,
+    sample_from_probs,
+    sample_tokens,
+)
 from r1lab.engine.stopping import StopCriteria
 
 ACCEPT, RESAMPLE, DRAFT = 0, 1, 2  # uniform columns: accept test, residual/bonus draw, draft draw

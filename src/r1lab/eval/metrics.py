@@ -1,4 +1,4 @@
-"""Evaluation metrics (RL_REFERENCE §12): unbiased pass@k, majority vote (maj@k / cons@k), bootstrap intervals.
+"""Evaluation metrics (docs/RL.md §12): unbiased pass@k, majority vote (maj@k / cons@k), bootstrap intervals.
 
 Pure functions over counts and answers; the runner (`r1lab.eval.runner`) feeds them.
 """

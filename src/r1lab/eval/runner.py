@@ -1,6 +1,6 @@
 """The eval runner: sample n completions per held-out problem, grade them like the reward, report R1-style.
 
-R1 protocol defaults (RL_REFERENCE §12): temperature 0.6, top-p 0.95, several samples per problem,
+R1 protocol defaults (docs/RL.md §12): temperature 0.6, top-p 0.95, several samples per problem,
 pass@1 = mean over samples, unbiased pass@k, maj@k (cons@k) by majority vote. Every result records the
 sampling settings, sample counts and bootstrap intervals, because eval numbers without them cannot be
 reproduced. Grading uses exactly the reward's extractor and grader (`r1lab.rewards`), with the task's own
@@ -16,11 +16,17 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from r1lab.atomic import atomic_write_json, atomic_write_text
+from r1lab.data import get_template, load_task
+from r1lab.data.answer import DEFAULT_FALLBACKS, extract_answer
+from r1lab.data.completion_metrics import reflection_rate
+from r1lab.engine import SamplingParams, make_sampler
 from r1lab.errors import ConfigError
 from r1lab.eval.metrics import bootstrap_ci, default_ks, maj_at_k, pass_at_k
-from r1lab.data.answer import DEFAULT_FALLBACKS, extract_answer
+from r1lab.model import is_r1lab_model
 from r1lab.rewards.format import strict_format_ok
 from r1lab.rewards.grade import DEFAULT_TIMEOUT_S, grade_answer
+from r1lab.sources import load_model
+from r1lab.sources.loading import is_r1lab_dir, resolve_model_dir
 
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 0
@@ -104,18 +110,8 @@ def summarize(problems: Sequence[dict], settings: EvalSettings) -> dict:
     return out
 
 
-def _reflection_rate(texts: Sequence[str]) -> float | None:
-    try:
-        from r1lab.data.completion_metrics import reflection_rate
-    except ImportError:
-        return None
-    return reflection_rate(texts)
-
-
 # -- sampling ------------------------------------------------------------------------------------------------
 def _resolve_template(name: str, tokenizer: Any, is_r1lab: bool):
-    from r1lab.data import get_template
-
     if name == "auto":
         if is_r1lab or tokenizer is None or not getattr(tokenizer, "chat_template", None):
             name = "plain" if is_r1lab else "r1"
@@ -126,12 +122,8 @@ def _resolve_template(name: str, tokenizer: Any, is_r1lab: bool):
 
 def _load(model_or_dir: Any, tokenizer: Any) -> tuple[Any, Any, bool]:
     if isinstance(model_or_dir, (str, Path)):
-        from r1lab.sources import load_model
-        from r1lab.sources.loading import is_r1lab_dir, resolve_model_dir
-
         model, loaded_tokenizer = load_model(model_or_dir)
         return model, tokenizer or loaded_tokenizer, is_r1lab_dir(resolve_model_dir(model_or_dir))
-    from r1lab.model import is_r1lab_model
 
     return model_or_dir, tokenizer, is_r1lab_model(model_or_dir)
 
@@ -162,8 +154,6 @@ def evaluate(
     Returns (and with `out_dir` writes atomically as ``eval.json`` + ``eval.md``) the settings, overall and
     per-task metrics, every problem's graded samples, and a few example completions.
     """
-    from r1lab.data import load_task
-    from r1lab.engine import SamplingParams
 
     task_list = [tasks] if isinstance(tasks, (str, dict)) else list(tasks)
     if not task_list:
@@ -171,7 +161,6 @@ def evaluate(
     is_r1lab = False
     if sampler is None:
         model, tokenizer, is_r1lab = _load(model_or_dir, tokenizer)
-        from r1lab.engine import make_sampler
 
         sampler = make_sampler(model, tokenizer)
     tmpl = template if hasattr(template, "render") else _resolve_template(str(template), tokenizer, is_r1lab)
@@ -201,7 +190,7 @@ def evaluate(
                 examples.append({"prompt": prompt, "completion": texts[0], "correct": graded["correct"][0]})
 
     overall = summarize(problems, settings)
-    overall["reflection_rate"] = _reflection_rate(all_texts)
+    overall["reflection_rate"] = reflection_rate(all_texts)
     result = {
         "name": name or (Path(str(model_or_dir)).name if isinstance(model_or_dir, (str, Path)) else type(model_or_dir).__name__),
         "model": str(model_or_dir) if isinstance(model_or_dir, (str, Path)) else None,

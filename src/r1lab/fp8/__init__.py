@@ -16,6 +16,7 @@ from r1lab.fp8.checkpoint import (
 )
 from r1lab.fp8.gemm import emulated_scaled_mm, scaled_mm, scaled_mm_available
 from r1lab.fp8.linear import Fp8Linear, Fp8Recipe, fp8_grouped_mm, fp8_linear
+from r1lab.fp8.policy import enable_fp8, recipe_from_config, uses_fp8
 from r1lab.fp8.quant import (
     AMAX_FLOOR,
     DEFAULT_BLOCK,
@@ -24,11 +25,10 @@ from r1lab.fp8.quant import (
     dequantize_blocks,
     dequantize_tiles,
     quantize_blocks,
-    quantize_tiles,
     quantize_column_tiles,
+    quantize_tiles,
     scale_from_amax,
 )
-from r1lab.fp8.policy import enable_fp8, recipe_from_config, uses_fp8
 
 __all__ = [
     "convert_checkpoint",

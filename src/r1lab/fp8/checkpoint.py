@@ -24,7 +24,13 @@ import torch
 from r1lab.atomic import atomic_directory, atomic_write_json
 from r1lab.errors import CheckpointError
 from r1lab.fp8.policy import is_fp8_checkpoint_key
-from r1lab.fp8.quant import DEFAULT_BLOCK, FP8_DTYPE, dequantize_blocks, infer_block_size, quantize_blocks
+from r1lab.fp8.quant import (
+    DEFAULT_BLOCK,
+    FP8_DTYPE,
+    dequantize_blocks,
+    infer_block_size,
+    quantize_blocks,
+)
 
 CONFIG_NAME = "config.json"
 INDEX_NAME = "model.safetensors.index.json"

@@ -1,4 +1,4 @@
-"""Block-wise E4M3 quantisation, the DeepSeek-V3 way (V3 §3.3, V3_REFERENCE.md §5).
+"""Block-wise E4M3 quantisation, the DeepSeek-V3 way (V3 §3.3, docs/V3.md §5).
 
 Every block of values shares one FP32 scale `s = max(amax, 1e-4) / 448`; the stored value is
 `q = e4m3(clamp(x / s, -448, 448))` and `x ≈ q * s`. Small blocks (1x128 tiles of activations,

@@ -13,6 +13,11 @@ Public API (see each module's docstring for details):
 
 from r1lab.model.cache import MLACache
 from r1lab.model.config import PRESETS, ModelConfig
-from r1lab.model.transformer import IGNORE_INDEX, ModelOutput, Transformer, is_r1lab_model
+from r1lab.model.transformer import (
+    IGNORE_INDEX,
+    ModelOutput,
+    Transformer,
+    is_r1lab_model,
+)
 
 __all__ = ["ModelConfig", "PRESETS", "Transformer", "ModelOutput", "MLACache", "IGNORE_INDEX", "is_r1lab_model"]

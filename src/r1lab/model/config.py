@@ -1,7 +1,7 @@
 """`ModelConfig`: every shape and switch of an r1lab DeepSeek-V3 model, with presets.
 
 Field names follow the DeepSeek reference `ModelArgs` (`dim`, `n_layers`, `n_dense_layers`, ...); `r1lab.model.hf`
-maps them to Hugging Face `DeepseekV3Config` names. Presets (V3_REFERENCE.md table 1):
+maps them to Hugging Face `DeepseekV3Config` names. Presets (docs/V3.md §1):
 
 - `tiny`: CPU-sized, every feature on (MLA with q-LoRA, 8 routed + 1 shared expert, 2 expert groups, MTP depth 1).
   Its `vocab_size` is meant to be overridden by the pipeline's own tokenizer size.
@@ -144,7 +144,9 @@ class ModelConfig:
             raise bad("qk_rope_head_dim", "must be even (RoPE rotates pairs)")
         if self.precision not in PRECISIONS:
             raise bad("precision", f"must be one of {', '.join(PRECISIONS)}")
-        from r1lab.fp8.policy import validate_fp8_fields  # the FP8 owner's rules for the fp8_* fields
+        from r1lab.fp8.policy import (
+            validate_fp8_fields,  # the FP8 owner's rules for the fp8_* fields
+        )
 
         fp8_problem = validate_fp8_fields(self)
         if fp8_problem:

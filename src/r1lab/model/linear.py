@@ -21,11 +21,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from r1lab.fp8.policy import uses_fp8 as policy_uses_fp8
+from r1lab.model import fp8
 from r1lab.model.config import ModelConfig
+
 
 def uses_fp8(config: ModelConfig, layer: int | None, role: str = "") -> bool:
     """precision == fp8, the role's group in `config.fp8_modules` (default: not `mtp`), layer not excluded."""
-    from r1lab.fp8.policy import uses_fp8 as policy_uses_fp8
 
     return policy_uses_fp8(config, layer, role)
 
@@ -34,7 +36,9 @@ def make_linear(in_features: int, out_features: int, config: ModelConfig, *, rol
                 layer: int | None = None) -> nn.Module:
     """A bias-free projection `[*, in] -> [*, out]` for `role` in `layer`, in the precision the config asks for."""
     if uses_fp8(config, layer, role):
-        from r1lab.model import fp8  # owned by the FP8 engineer; imported only when asked for
+        from r1lab.model import (
+            fp8,  # owned by the FP8 engineer; imported only when asked for
+        )
 
         return fp8.Fp8Linear(in_features, out_features, block_size=config.fp8_block_size,
                              pow2_scales=config.fp8_pow2_scales, backend=config.fp8_backend)
@@ -87,8 +91,6 @@ def expert_matmul(x: torch.Tensor, weight: torch.Tensor, offsets: torch.Tensor, 
     `offsets [E]` (int32) are cumulative row ends: expert e owns rows `offsets[e-1]:offsets[e]`.
     """
     if uses_fp8(config, layer, "experts"):
-        from r1lab.model import fp8
-
         return fp8.fp8_grouped_mm(x, weight, offsets, block_size=config.fp8_block_size,
                                   pow2_scales=config.fp8_pow2_scales, backend=config.fp8_backend)
     if torch.is_autocast_enabled(x.device.type):  # behave like F.linear under autocast

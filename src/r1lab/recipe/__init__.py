@@ -10,9 +10,12 @@ from r1lab.atomic import atomic_write_json
 from r1lab.config import load_config
 from r1lab.errors import R1labError
 from r1lab.lock import directory_lock
+from r1lab.model import ModelConfig
+from r1lab.model.accounting import param_counts
 from r1lab.pipeline import Pipeline, stage_errors
 from r1lab.recipe.config import RecipeConfig
 from r1lab.recipe.stages import stages
+from r1lab.report import write_report
 
 __all__ = ["RecipeConfig", "build_pipeline", "check_hardware", "run_recipe"]
 
@@ -23,8 +26,6 @@ def check_hardware(cfg: RecipeConfig, source: str) -> None:
     """Refuse, with a clear message, a model far too large for the machine (e.g. the 671B paper config on CPU)."""
     import torch
 
-    from r1lab.model import ModelConfig
-    from r1lab.model.accounting import param_counts
 
     if cfg.model.init_from is not None or torch.cuda.is_available():
         return
@@ -42,7 +43,6 @@ def build_pipeline(cfg: RecipeConfig, log=print) -> Pipeline:
 def run_recipe(config: str | Path, out: str | Path | None = None, *, resume: bool = False,
                from_stage: str | None = None, overrides: Sequence[str] = (), log=print) -> Path:
     """Run every stage not yet done, then write the report; returns the run directory."""
-    from r1lab.report import write_report
 
     cfg = load_config(RecipeConfig, config, overrides)
     check_hardware(cfg, str(config))

@@ -7,7 +7,6 @@ checkpoint a stage starts from, which dataset file it reads — so a YAML only s
 
 from __future__ import annotations
 
-
 from pydantic import Field
 
 from r1lab.config import StrictModel
@@ -41,7 +40,7 @@ class DataSection(StrictModel):
 
 
 class EvalSection(StrictModel):
-    """R1 evaluation protocol on held-out problems (RL_REFERENCE §12)."""
+    """R1 evaluation protocol on held-out problems (docs/RL.md §12)."""
 
     size: int = Field(100, ge=1, description="held-out problems")
     n: int = Field(8, ge=1, description="samples per problem (pass@1 = mean over them)")

@@ -13,6 +13,20 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
+from r1lab.atomic import atomic_write_json, atomic_write_jsonl
+from r1lab.data import get_template, load_task
+from r1lab.data.tokenizer import train_tokenizer
+from r1lab.engine import SamplingParams, make_sampler
+from r1lab.errors import ConfigError
+from r1lab.eval import evaluate
+from r1lab.model import ModelConfig, Transformer
+from r1lab.rewards import get_reward
+from r1lab.seeds import derive_seed
+from r1lab.sources import load_model
+from r1lab.train.distill import DistillConfig, distill
+from r1lab.train.model_spec import build_model
+from r1lab.train.rl import RLConfig, rl
+
 # Single-digit addition/subtraction of two terms: the one reasoning-gym setting where the model is right
 # often enough (10-50%) for group-relative advantages to carry signal from the first step.
 TASK = ('rg:basic_arithmetic?min_terms=2&max_terms=2&max_digits=1&operators=["+","-"]'
@@ -37,8 +51,6 @@ class SmolReward:
     __name__ = "smol_reward"
 
     def __init__(self, prefill: str = THINK_PREFILL):
-        from r1lab.rewards import get_reward
-
         self.prefill = prefill
         self.accuracy = get_reward("accuracy", fallbacks=ANSWER_FALLBACKS)
         self.format = get_reward("format_soft")
@@ -64,8 +76,6 @@ EVAL_SETTINGS = {"n": 8, "temperature": 0.6, "top_p": 0.95, "max_new_tokens": 48
 
 def held_out_pass1(model: Any, tokenizer: Any, task: str, settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """pass@1 (mean over n samples per problem) on the task's test split, graded like the RL reward."""
-    from r1lab.data import get_template
-    from r1lab.eval import evaluate
 
     s = {**EVAL_SETTINGS, **(settings or {})}
     result = evaluate(model, task, tokenizer=tokenizer, template=get_template("chat"), **s)
@@ -81,12 +91,7 @@ def rl_with_curve(cfg: Any, every: int, *, eval_settings: dict[str, Any] | None 
     first step and after each chunk. Returns the curve; also written to `<out_dir>/curve.json`."""
     from pathlib import Path
 
-    from r1lab.atomic import atomic_write_json
-    from r1lab.data import load_task
-    from r1lab.train.model_spec import build_model
-    from r1lab.train.rl import rl
 
-    from r1lab.errors import ConfigError
 
     if cfg.train.schedule != "constant":  # the loop's decay depends on max_steps, which each chunk changes
         raise ConfigError(f"rl_with_curve: train.schedule must be 'constant', got {cfg.train.schedule!r}")
@@ -131,8 +136,6 @@ def verified_traces(teacher: Any, tokenizer: Any, records: Sequence[dict], *, n:
 
     `r1lab.train.rejection` accepts only answers its default (strict) extractor finds, which SmolLM2's prose never
     contains, so the recipe applies the same filters with the recipe's extractor."""
-    from r1lab.data import get_template
-    from r1lab.engine import SamplingParams, make_sampler
 
     template, reward = get_template("chat"), SmolReward()
     sampler = sampler or make_sampler(teacher, tokenizer)
@@ -141,7 +144,7 @@ def verified_traces(teacher: Any, tokenizer: Any, records: Sequence[dict], *, n:
     for b, start in enumerate(range(0, len(records), prompts_per_batch)):
         batch = list(records[start:start + prompts_per_batch])
         prompts = [template.render(r["prompt"], tokenizer) for r in batch]
-        params = SamplingParams(n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed * 1_000_003 + b)
+        params = SamplingParams(n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=derive_seed(seed, b))
         for rec, comps in zip(batch, sampler.generate(prompts, params)):
             k = len(comps)
             acc = reward.accuracy([c.text for c in comps], answer=[rec["answer"]] * k, task=[rec.get("task")] * k,
@@ -165,7 +168,6 @@ def verified_traces(teacher: Any, tokenizer: Any, records: Sequence[dict], *, n:
 def student_tokenizer(texts: Sequence[str], vocab_size: int = 512) -> Any:
     """The student's own byte-level BPE (r1lab's tiny-model tokenizer) trained on the traces and task text:
     SmolLM2's 49k vocabulary would make the student's embedding and head most of its parameters."""
-    from r1lab.data.tokenizer import train_tokenizer
 
     return train_tokenizer(list(texts), vocab_size=vocab_size)
 
@@ -174,7 +176,6 @@ def new_student(tokenizer: Any, seed: int = 0, **overrides: Any) -> Any:
     """A fresh r1lab `tiny` DeepSeek-V3-style student sized to the tokenizer (no MTP head: plain next-token)."""
     import torch
 
-    from r1lab.model import ModelConfig, Transformer
 
     torch.manual_seed(seed)
     cfg = ModelConfig.from_preset("tiny", vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
@@ -188,9 +189,6 @@ STUDENT_EVAL = {"n": 8, "temperature": 0.6, "top_p": 0.95, "max_new_tokens": 48,
 
 
 def student_pass1(model: Any, tokenizer: Any, task: str) -> dict[str, Any]:
-    from r1lab.data import get_template
-    from r1lab.eval import evaluate
-
     model.eval()
     o = evaluate(model, task, tokenizer=tokenizer, template=get_template("plain"), **STUDENT_EVAL)["overall"]
     return {"pass@1": o["pass@1"], "pass@1_ci": o["pass@1_ci"], "format_rate": o["format_rate"],
@@ -206,11 +204,6 @@ def distill_vs_rl(teacher_dir: str, out_dir: str, *, task: str = TASK, n: int = 
     import time
     from pathlib import Path
 
-    from r1lab.atomic import atomic_write_json, atomic_write_jsonl
-    from r1lab.data import load_task
-    from r1lab.sources import load_model
-    from r1lab.train.distill import DistillConfig, distill
-    from r1lab.train.rl import RLConfig, rl
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -223,7 +216,6 @@ def distill_vs_rl(teacher_dir: str, out_dir: str, *, task: str = TASK, n: int = 
     log(f"rejection sampling: {counts} in {sample_s:.0f} s")
     del teacher
 
-    from r1lab.data import get_template
 
     plain = get_template("plain")
     sft_records = [{"prompt": plain.render(t["problem"]), "completion": t["completion"]} for t in traces]

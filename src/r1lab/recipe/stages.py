@@ -18,8 +18,18 @@ from typing import Any, Callable
 from pydantic import BaseModel
 
 from r1lab.atomic import atomic_write_json, atomic_write_jsonl
+from r1lab.data import build_corpus, cold_start_records, load_task
+from r1lab.data.hygiene import decontaminate
+from r1lab.data.tokenizer import train_tokenizer
+from r1lab.errors import R1labError
+from r1lab.eval import evaluate
 from r1lab.pipeline import Stage, StageContext
 from r1lab.recipe.config import RecipeConfig
+from r1lab.train.distill import distill
+from r1lab.train.pretrain import pretrain
+from r1lab.train.rejection import sample
+from r1lab.train.rl import rl
+from r1lab.train.sft import sft
 
 # Checkpoints evaluated at the end, in report order: (stage, label in the report).
 EVALUATED = [
@@ -75,9 +85,6 @@ def _trained(result: Any, ctx: StageContext) -> dict[str, Any]:
 # -- stages ----------------------------------------------------------------------------------------------------
 def data_stage(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
     """Corpus (three solution styles), cold-start traces, held-out problems and the tiny BPE tokenizer."""
-    from r1lab.data import build_corpus, cold_start_records, load_task
-    from r1lab.data.hygiene import decontaminate
-    from r1lab.data.tokenizer import train_tokenizer
 
     d, t = cfg.data, cfg.task
     corpus = build_corpus(t.spec, d.corpus_size, t.seed, d.style_mix, split="train", template=t.template,
@@ -108,8 +115,6 @@ def data_stage(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
 
 def _pretrain(section_name: str, spec_name: str) -> Callable[[RecipeConfig, StageContext], dict[str, Any]]:
     def run(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
-        from r1lab.train.pretrain import pretrain
-
         spec = getattr(cfg, spec_name)
         section = linked(getattr(cfg, section_name), **_train_links(cfg, ctx),
                          data__path=str(ctx.artifact("data", "corpus")),
@@ -122,8 +127,6 @@ def _pretrain(section_name: str, spec_name: str) -> Callable[[RecipeConfig, Stag
 
 def _sft(section_name: str, init_stage: str, data_stage: str, data_key: str):
     def run(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
-        from r1lab.train.sft import sft
-
         section = linked(getattr(cfg, section_name), **_train_links(cfg, ctx), model__init_from=_ckpt(ctx, init_stage),
                          data__path=str(ctx.artifact(data_stage, data_key)), data__template=None)
         return _trained(sft(section), ctx)
@@ -133,8 +136,6 @@ def _sft(section_name: str, init_stage: str, data_stage: str, data_key: str):
 
 def _rl(section_name: str, init_stage: str):
     def run(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
-        from r1lab.train.rl import rl
-
         section = getattr(cfg, section_name)
         section = linked(section, **_train_links(cfg, ctx), **_task_links(cfg),
                          model__init_from=_ckpt(ctx, init_stage))
@@ -145,16 +146,12 @@ def _rl(section_name: str, init_stage: str):
 
 def _rejection(section_name: str, init_stage: str):
     def run(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
-        from r1lab.train.rejection import sample
-
         out = ctx.stage_dir / "data.jsonl"
         section = linked(getattr(cfg, section_name), checkpoint=_ckpt(ctx, init_stage), out=str(out),
                          seed=cfg.seed, progress=cfg.progress, **_task_links(cfg),
                          decontaminate=[{"path": str(ctx.artifact("data", "held_out"))}])
         result = sample(section)
         if not result.records:
-            from r1lab.errors import R1labError
-
             raise R1labError(f"{section_name}: no sample passed verification ({result.counts}); "
                              "train the upstream stage longer or raise n")
         return {"artifacts": {"data": f"{ctx.stage_dir.name}/data.jsonl"}, "summary": {"counts": result.counts}}
@@ -163,8 +160,6 @@ def _rejection(section_name: str, init_stage: str):
 
 
 def _distill(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
-    from r1lab.train.distill import distill
-
     section = linked(cfg.student_distill, **_train_links(cfg, ctx), model__init_from=_ckpt(ctx, "student_base"),
                      data__path=str(ctx.artifact("distill_data", "data")), data__template=None)
     return _trained(distill(section), ctx)
@@ -172,7 +167,6 @@ def _distill(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
 
 def eval_stage(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
     """Every checkpoint on the same held-out problems with the R1 protocol; results.json feeds the report."""
-    from r1lab.eval import evaluate
 
     e, rows, examples = cfg.eval, [], {}
     settings: dict[str, Any] = {}

@@ -4,13 +4,13 @@ Registered: accuracy, format, format_soft, language_consistency, overlong, lengt
 `extract_answer` and `grade_answer` are THE extractor and grader, shared with rejection sampling and eval.
 """
 
+from r1lab.data.answer import DEFAULT_FALLBACKS, canonical_answer, extract_answer
 from r1lab.rewards import accuracy as _accuracy  # noqa: F401  (registers)
 from r1lab.rewards import code as _code  # noqa: F401
 from r1lab.rewards import format as _format  # noqa: F401
 from r1lab.rewards import language as _language  # noqa: F401
 from r1lab.rewards import length as _length  # noqa: F401
 from r1lab.rewards.combine import CombinedReward, RewardBreakdown, combine_rewards
-from r1lab.data.answer import DEFAULT_FALLBACKS, canonical_answer, extract_answer
 from r1lab.rewards.grade import Grade, grade_answer
 from r1lab.rewards.registry import (
     completion_text,

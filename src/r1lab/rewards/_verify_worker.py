@@ -22,6 +22,9 @@ import resource
 import signal
 import sys
 
+from r1lab.data import verify_answer
+from r1lab.data.tasks.base import get_task
+
 MEMORY_LIMIT_BYTES = 4 * 2**30
 
 
@@ -59,9 +62,6 @@ def _math(req: dict) -> dict:
 def _task(req: dict) -> dict:
     """The task's own verifier, or {"unknown_task": true} when r1lab.data has no such task (caller falls back)."""
     try:
-        from r1lab.data import verify_answer
-        from r1lab.data.tasks.base import get_task
-
         get_task(req["task"])
     except Exception:
         return {"unknown_task": True}

@@ -8,9 +8,9 @@ Extraction: `r1lab.rewards.extract_answer`; grading: `r1lab.rewards.grade.grade_
 from __future__ import annotations
 
 from r1lab.data.answer import DEFAULT_FALLBACKS, FALLBACKS, extract_answer
+from r1lab.errors import ConfigError
 from r1lab.rewards.grade import DEFAULT_TIMEOUT_S, grade_answer
 from r1lab.rewards.registry import column, record_timeout, register_reward, with_prefill
-from r1lab.errors import ConfigError
 
 
 def make_accuracy(fallbacks: tuple[str, ...] | list[str] = DEFAULT_FALLBACKS, timeout_s: float = DEFAULT_TIMEOUT_S):

@@ -15,7 +15,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from r1lab.rewards.registry import column, completion_text, record_timeout, register_reward
+from r1lab.rewards.registry import (
+    column,
+    completion_text,
+    record_timeout,
+    register_reward,
+)
 from r1lab.rewards.sandbox import SandboxLimits, run_python
 
 PYTHON_TAGS = ("python", "py", "python3")

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from r1lab.data.tokenizer import load_tokenizer as load_data_tokenizer
 from r1lab.errors import CheckpointError, R1labError
+from r1lab.model import Transformer
 from r1lab.sources.smollm2 import smollm2_dir
 
 # Named sources: name -> function returning a local HF-layout directory.
@@ -54,8 +55,6 @@ def load_model(name_or_dir: str | Path, *, dtype: Any = None) -> tuple[Any, Any 
     """(model in eval mode, tokenizer or None) for "smollm2-135m", an HF causal-LM dir or an r1lab dir."""
     directory = resolve_model_dir(name_or_dir)
     if is_r1lab_dir(directory):
-        from r1lab.model import Transformer
-
         model = Transformer.from_pretrained(directory)
     else:
         from transformers import AutoModelForCausalLM

@@ -55,8 +55,8 @@ def smollm2_dir(cache: Path | None = None) -> Path:
 def convert_gguf(gguf_path: Path, target: Path) -> None:
     """Dequantise a GGUF checkpoint into a trainable HF directory at `target` (written atomically)."""
     try:
-        import gguf  # noqa: F401  (transformers needs it to read the file)
         import accelerate  # noqa: F401  (transformers refuses GGUF loading without it)
+        import gguf  # noqa: F401  (transformers needs it to read the file)
     except ImportError as e:
         raise R1labError(f"converting {gguf_path.name} needs the '{e.name}' package; install it with: {INSTALL_HINT}")
     from transformers import AutoModelForCausalLM, AutoTokenizer

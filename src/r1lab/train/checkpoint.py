@@ -24,6 +24,7 @@ from torch import nn
 
 from r1lab.atomic import atomic_directory
 from r1lab.errors import CheckpointError
+from r1lab.train.lora import has_lora, load_lora, save_lora
 from r1lab.train.rng import rng_state, set_rng_state
 from r1lab.train.state_io import load_state, save_state
 
@@ -34,7 +35,6 @@ TRAINER_STATE = "trainer_state"
 def save_weights(model: nn.Module, directory: Path) -> None:
     """HF layout through the model's own `save_pretrained` (r1lab and HF models), else one safetensors file.
     A LoRA policy saves its merged weights as a plain HF model plus its adapter (r1lab.train.lora)."""
-    from r1lab.train.lora import has_lora, save_lora
 
     if has_lora(model):
         with _quiet_hf_progress():
@@ -65,7 +65,6 @@ def _quiet_hf_progress():
 
 def load_weights(model: nn.Module, directory: Path) -> None:
     """Load a checkpoint's weights into `model` in place (keeps the optimizer's parameter objects)."""
-    from r1lab.train.lora import has_lora, load_lora
 
     if has_lora(model):  # only the adapter changed during training; the base came from init_from again
         load_lora(model, directory)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from r1lab.errors import ConfigError
+from r1lab.sources import load_model
 from r1lab.train.lm_loss import causal_lm_loss, labelled_logits
 from r1lab.train.loop import TrainResult, train
 from r1lab.train.sft import SFTConfig, SFTStage, prepare_sft
@@ -71,8 +72,6 @@ def distill(cfg: DistillConfig, *, records: list[dict] | None = None, model: Any
             teacher: Any = None, teacher_tokenizer: Any = None) -> TrainResult:
     model, base = prepare_sft(cfg, records=records, model=model, tokenizer=tokenizer)
     if teacher is None and cfg.teacher is not None and cfg.kd_weight > 0:
-        from r1lab.sources import load_model
-
         teacher, teacher_tokenizer = load_model(cfg.teacher)
     if teacher is not None and cfg.kd_weight > 0:
         if teacher_tokenizer is not None and not same_tokenizer(base.tokenizer, teacher_tokenizer):

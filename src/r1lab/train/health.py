@@ -22,7 +22,7 @@ def first_nonfinite(values: dict[str, float]) -> str | None:
 
 @dataclass
 class SoftAlarms:
-    """Counts consecutive bad steps of the stage's metrics (RL_REFERENCE §15) and reports alarms once.
+    """Counts consecutive bad steps of the stage's metrics (docs/RL.md §15) and reports alarms once.
 
     - entropy collapse: metric `entropy` below `entropy_floor`;
     - no learning signal: metric `frac_reward_zero_std` equal to 1 (every group has zero reward spread).

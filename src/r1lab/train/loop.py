@@ -49,11 +49,22 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from r1lab.dist import device_for_rank, setup_data_parallel
 from r1lab.errors import Interrupted
 from r1lab.host_memory import retain_freed_memory
-from r1lab.train.checkpoint import CHECKPOINT, checkpoint_step, load_checkpoint, save_checkpoint
+from r1lab.train.checkpoint import (
+    CHECKPOINT,
+    checkpoint_step,
+    load_checkpoint,
+    save_checkpoint,
+)
 from r1lab.train.config import TrainConfig
-from r1lab.train.health import DivergenceAlarms, HealthAlarm, SoftAlarms, first_nonfinite
+from r1lab.train.health import (
+    DivergenceAlarms,
+    HealthAlarm,
+    SoftAlarms,
+    first_nonfinite,
+)
 from r1lab.train.metrics_log import MetricsLogger
 from r1lab.train.optim import build_adamw
 from r1lab.train.rng import seed_everything
@@ -201,7 +212,6 @@ def _total_steps(cfg: TrainConfig, stage: Any) -> int:
 
 def train(model: nn.Module, stage: Any, cfg: TrainConfig, *, run_config: dict | None = None) -> TrainResult:
     """Run `stage` on `model` for the configured number of optimizer steps; see the module docstring."""
-    from r1lab.dist import device_for_rank, setup_data_parallel
 
     dp = setup_data_parallel(cfg.dist)  # None unless torchrun started several processes
     main = dp is None or dp.is_main

@@ -22,8 +22,14 @@ from pydantic import Field
 from torch import nn
 
 from r1lab.config import StrictModel
-from r1lab.engine.lora_merge import has_lora, lora_layers, merged_lora_weights, merged_weight
+from r1lab.engine.lora_merge import (
+    has_lora,
+    lora_layers,
+    merged_lora_weights,
+    merged_weight,
+)
 from r1lab.errors import CheckpointError, ConfigError, R1labError
+from r1lab.model import is_r1lab_model
 
 __all__ = ["LoraSpec", "apply_lora", "adapters_disabled", "has_lora", "save_lora", "load_lora", "ADAPTER_DIR"]
 
@@ -53,7 +59,6 @@ def _peft():
 
 def apply_lora(model: nn.Module, spec: LoraSpec) -> nn.Module:
     """Inject adapters into `model` in place and freeze everything else; returns the same model."""
-    from r1lab.model import is_r1lab_model
 
     if is_r1lab_model(model) or not hasattr(model, "config"):
         raise ConfigError(f"model.lora: LoRA is for HF causal LMs (through peft); this is a "

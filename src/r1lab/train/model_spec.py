@@ -7,7 +7,9 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from r1lab.config import StrictModel
-from r1lab.train.lora import LoraSpec
+from r1lab.model import ModelConfig, Transformer
+from r1lab.sources import load_model
+from r1lab.train.lora import LoraSpec, apply_lora
 
 
 class ModelSpec(StrictModel):
@@ -30,16 +32,11 @@ def build_model(spec: ModelSpec, tokenizer: Any = None) -> tuple[Any, Any]:
     """(model in train mode, tokenizer); a fresh preset model takes its vocabulary and special ids from
     the tokenizer when one is given. With `spec.lora` only the injected adapters are trainable."""
     if spec.init_from is not None:
-        from r1lab.sources import load_model
-
         model, loaded_tok = load_model(spec.init_from)
         if spec.lora is not None:
-            from r1lab.train.lora import apply_lora
-
             apply_lora(model, spec.lora)
         model.train()
         return model, tokenizer if tokenizer is not None else loaded_tok
-    from r1lab.model import ModelConfig, Transformer
 
     overrides = dict(spec.overrides)
     if tokenizer is not None:

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 import torch
 
 from r1lab.model import IGNORE_INDEX  # the one label value every loss skips
+from r1lab.seeds import derive_seed
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     """A permutation of range(n) that depends only on (seed, epoch)."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    g = torch.Generator().manual_seed(derive_seed(seed, epoch))
     return torch.randperm(n, generator=g)
 
 

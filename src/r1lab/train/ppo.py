@@ -1,4 +1,4 @@
-"""PPO with a learned critic (RL_REFERENCE §8): the baseline GRPO removes, kept to measure what removing it saves.
+"""PPO with a learned critic (docs/RL.md §8): the baseline GRPO removes, kept to measure what removing it saves.
 
 The critic is a full copy of the policy's backbone with a scalar head, trained alongside the policy (the loop's
 `extra_modules`, so it shares the optimizer and is checkpointed); its parameters and AdamW state are the memory

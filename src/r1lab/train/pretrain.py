@@ -17,9 +17,9 @@ import torch
 from pydantic import Field
 
 from r1lab.config import StrictModel
-from r1lab.data.tokenizer import load_tokenizer
-from r1lab.jsonl import read_jsonl
+from r1lab.data.tokenizer import load_tokenizer, train_tokenizer
 from r1lab.errors import DataError
+from r1lab.jsonl import read_jsonl
 from r1lab.train.config import TrainConfig
 from r1lab.train.loop import TrainResult, train
 from r1lab.train.model_spec import ModelSpec, build_model
@@ -129,8 +129,6 @@ def pretrain(cfg: PretrainConfig, *, tokens: torch.Tensor | None = None, tokeniz
             raise DataError("pretrain: set data.path (a .jsonl or .txt corpus)")
         docs = read_documents(cfg.data.path)
         if tokenizer is None:
-            from r1lab.data.tokenizer import train_tokenizer
-
             tokenizer = train_tokenizer(docs, vocab_size=cfg.data.vocab_size)
         tokens = tokenize_documents(docs, tokenizer)
     if model is None:

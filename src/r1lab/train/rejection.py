@@ -23,9 +23,15 @@ from pydantic import Field
 
 from r1lab.atomic import atomic_write_json, atomic_write_jsonl
 from r1lab.config import StrictModel
-from r1lab.errors import ConfigError
+from r1lab.data import get_template, load_task
+from r1lab.data.hygiene import decontaminate, dedup_exact, dedup_near
 from r1lab.data.prompts import PromptDataConfig
+from r1lab.data.tokenizer import load_tokenizer
+from r1lab.engine import SamplingParams, make_sampler
+from r1lab.errors import ConfigError
 from r1lab.rewards import RewardSpec, build_reward
+from r1lab.seeds import derive_seed
+from r1lab.sources import load_model
 
 
 class EvalSetSpec(StrictModel):
@@ -91,7 +97,6 @@ def rejection_reason(cfg: RejectionConfig, text: str, finish_reason: str, reward
 
 
 def _acceptance_reward(cfg: RejectionConfig) -> Any:
-
     specs = [RewardSpec(name="accuracy"), RewardSpec(name="format", weight=0.0)]
     if cfg.language is not None:
         specs.append(RewardSpec(name="language_consistency", weight=0.0))
@@ -99,8 +104,6 @@ def _acceptance_reward(cfg: RejectionConfig) -> Any:
 
 
 def _eval_prompts(specs: Sequence[EvalSetSpec]) -> list[str]:
-    from r1lab.data import load_task
-
     prompts: list[str] = []
     for spec in specs:
         if spec.path is not None:
@@ -126,9 +129,6 @@ def sampling_settings(cfg: RejectionConfig) -> dict[str, Any]:
 def rejection_sample(cfg: RejectionConfig, sampler: Any, records: Sequence[dict], *, tokenizer: Any = None,
                      checkpoint: str | None = None, eval_prompts: Sequence[str] | None = None) -> RejectionResult:
     """Sample, verify, filter, dedupe and decontaminate; returns the kept SFT records and counts (no file I/O)."""
-    from r1lab.data import get_template
-    from r1lab.data.hygiene import decontaminate, dedup_exact, dedup_near
-    from r1lab.engine import SamplingParams
 
     template = get_template(cfg.data.template, think_prefill=cfg.data.think_prefill)
     reward = _acceptance_reward(cfg)
@@ -142,7 +142,7 @@ def rejection_sample(cfg: RejectionConfig, sampler: Any, records: Sequence[dict]
         batch = list(records[start:start + cfg.prompts_per_batch])
         rendered = [template.render(r["prompt"], tokenizer) for r in batch]
         params = SamplingParams(n=cfg.n, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                                top_p=cfg.top_p, top_k=cfg.top_k, stop=list(cfg.stop), seed=cfg.seed * 1_000_003 + b)
+                                top_p=cfg.top_p, top_k=cfg.top_k, stop=list(cfg.stop), seed=derive_seed(cfg.seed, b))
         for rec, prompt, comps in zip(batch, rendered, sampler.generate(rendered, params)):
             n = len(comps)
             columns = {"answer": [rec.get("answer")] * n, "task": [rec.get("task")] * n,
@@ -199,21 +199,13 @@ def sample(cfg: RejectionConfig, *, model: Any = None, tokenizer: Any = None, re
     """The rejection-sampling stage: load the checkpoint, sample, filter and write `cfg.out`."""
     t0 = time.perf_counter()
     if model is None:
-        from r1lab.sources import load_model
-
         model, loaded_tok = load_model(cfg.checkpoint)
         tokenizer = tokenizer or loaded_tok
     if tokenizer is None and cfg.tokenizer is not None:
-        from r1lab.data.tokenizer import load_tokenizer
-
         tokenizer = load_tokenizer(cfg.tokenizer)
     if records is None:
-        from r1lab.data import load_task
-
         records = load_task(cfg.data.task, cfg.data.split, cfg.data.size, cfg.data.seed)
     if sampler is None:
-        from r1lab.engine import make_sampler
-
         sampler = make_sampler(model, tokenizer, backend=cfg.backend)
     result = rejection_sample(cfg, sampler, records, tokenizer=tokenizer, checkpoint=cfg.checkpoint,
                               eval_prompts=_eval_prompts(cfg.decontaminate) if cfg.decontaminate else None)

@@ -26,20 +26,36 @@ from typing import Any, Callable, Literal, Sequence
 import torch
 from pydantic import Field, model_validator
 
-from r1lab.algo import ObjectiveConfig, fill_batch, get_preset, kl_estimate, mask_truncated, policy_loss
+from r1lab.algo import (
+    ObjectiveConfig,
+    fill_batch,
+    get_aggregation,
+    get_preset,
+    kl_estimate,
+    mask_truncated,
+    policy_loss,
+    value_loss,
+)
 from r1lab.config import StrictModel
+from r1lab.data import get_template, load_task
+from r1lab.data.completion_metrics import completion_metrics, reward_metrics
+from r1lab.data.prompts import PromptDataConfig
+from r1lab.data.tokenizer import load_tokenizer
 from r1lab.dist import gather_objects, shard_list, shard_range
 from r1lab.dist import rank as dist_rank
-from r1lab.data.prompts import PromptDataConfig
+from r1lab.engine import SamplingParams, make_sampler
 from r1lab.errors import R1labError
-from r1lab.train.config import TrainConfig
-from r1lab.train.lora import adapters_disabled, apply_lora, has_lora
-from r1lab.train.loop import TrainResult, autocast_context, train
-from r1lab.train.model_spec import ModelSpec, build_model
-from r1lab.train.rl_forward import completion_logprobs
-from r1lab.data.completion_metrics import completion_metrics, reward_metrics
-from r1lab.train.rl_rollout import build_rollout, select_rows, split_rows, trim
 from r1lab.rewards import RewardSpec, build_reward
+from r1lab.seeds import derive_seed
+from r1lab.sources import load_model
+from r1lab.train.config import TrainConfig
+from r1lab.train.loop import TrainResult, autocast_context, train
+from r1lab.train.lora import adapters_disabled, apply_lora, has_lora
+from r1lab.train.model_spec import ModelSpec, build_model
+from r1lab.train.moe_metrics import moe_metrics
+from r1lab.train.ppo import ValueModel, gae_targets
+from r1lab.train.rl_forward import completion_logprobs
+from r1lab.train.rl_rollout import build_rollout, select_rows, split_rows, trim
 from r1lab.train.rl_scoring import ScoredGroup, score_group
 from r1lab.train.rng import seed_everything
 
@@ -96,15 +112,6 @@ class RLConfig(StrictModel):
             raise ValueError(str(e).strip("'\"")) from None
 
 
-def _weight(agg: str, mask: torch.Tensor) -> float:
-    """A micro-batch's count in the aggregation's normaliser (see module docstring)."""
-    if agg == "token_mean":
-        return float(mask.sum())
-    if agg == "token_mean_local":
-        return float(mask.sum() > 0)
-    return float(mask.bool().any(dim=-1).sum())
-
-
 class RLStage:
     """The RL stage for the shared loop: rollout cycles, micro-batches and the policy (+ value) loss."""
 
@@ -113,8 +120,6 @@ class RLStage:
     def __init__(self, cfg: RLConfig, model: Any, tokenizer: Any, records: Sequence[dict], *,
                  sampler: Any = None, reward_fns: dict[str, Callable] | None = None,
                  reference: Any = None, critic: Any = None):
-        from r1lab.data import get_template
-
         self.cfg, self.obj = cfg, cfg.objective_config
         self.model, self.tokenizer = model, tokenizer
         self.records = list(records)
@@ -130,8 +135,6 @@ class RLStage:
                 specs.append(RewardSpec(name=name, params=params))
         self.reward = build_reward(specs, reward_fns)
         if sampler is None:
-            from r1lab.engine import make_sampler
-
             sampler = make_sampler(model, tokenizer, backend=cfg.rollout.backend,
                                    max_batch_rows=cfg.rollout.max_batch_rows,
                                    compute_dtype=rollout_dtype(cfg.rollout.dtype, cfg.train.precision))
@@ -157,14 +160,12 @@ class RLStage:
         n, out = len(self.records), []
         for _ in range(k):
             epoch, i = divmod(self.cursor, n)
-            g = torch.Generator().manual_seed(self.cfg.data.seed * 1_000_003 + epoch)
+            g = torch.Generator().manual_seed(derive_seed(self.cfg.data.seed, epoch))
             out.append(self.records[int(torch.randperm(n, generator=g)[i])])
             self.cursor += 1
         return out
 
     def _sample_round(self, cycle: int, round_index: int) -> list[ScoredGroup]:
-        from r1lab.engine import SamplingParams
-
         r = self.cfg.rollout
         records = self._next_records(r.prompts_per_step)
         # under torchrun each rank samples and scores its share of the prompts; the groups are gathered in
@@ -173,8 +174,7 @@ class RLStage:
         prompts = [self.template.render(rec["prompt"], self.tokenizer) for rec in records]
         params = SamplingParams(n=self.G, max_new_tokens=r.max_new_tokens, temperature=r.temperature,
                                 top_p=r.top_p, top_k=r.top_k, stop=list(r.stop),
-                                seed=self.cfg.train.seed * 1_000_003 + cycle * 1_009 + round_index
-                                + 104_729 * dist_rank())
+                                seed=derive_seed(self.cfg.train.seed, round_index, cycle=cycle, rank=dist_rank()))
         outs = self.sampler.generate(prompts, params) if prompts else []
         return gather_objects([score_group(rec, comps, self.reward, self.template.prefill)
                                for rec, comps in zip(records, outs)])
@@ -256,8 +256,6 @@ class RLStage:
                 kl = kl_estimate(buffer["old_logp"], buffer["ref_logp"], "k3")
                 stats["kl"] = float(kl[live].mean()) if live.any() else 0.0
         if self.critic is not None:
-            from r1lab.train.ppo import gae_targets
-
             was_c = self.critic.training
             self.critic.eval()
             values = self._per_token(lambda b: self.critic(b), buffer)
@@ -291,11 +289,11 @@ class RLStage:
         pass_index, mini = divmod(within, self.cfg.mini_batches)
         order = None
         if self.cfg.mini_batches > 1:
-            g = torch.Generator().manual_seed(self.cfg.train.seed * 1_000_003 + cycle * 1_009 + pass_index)
+            g = torch.Generator().manual_seed(derive_seed(self.cfg.train.seed, pass_index, cycle=cycle))
             order = torch.randperm(n, generator=g)
         mini_rows = split_rows(n, min(self.cfg.mini_batches, n), order)[min(mini, n - 1)]
         parts = split_rows(len(mini_rows), min(self.cfg.train.grad_accum, len(mini_rows)))
-        weights = [_weight(self.obj.agg, self.buffer["comp_mask"][mini_rows[p]]) for p in parts]
+        weights = [get_aggregation(self.obj.agg).weight(self.buffer["comp_mask"][mini_rows[p]]) for p in parts]
         if micro >= len(parts):  # fewer rows than micro-batches (a short dynamic-sampling batch): a no-op part
             batch = trim(select_rows(self.buffer, mini_rows[:1]))
             batch["comp_mask"] = torch.zeros_like(batch["comp_mask"])
@@ -309,7 +307,7 @@ class RLStage:
             batch["weight"] = torch.tensor(0.0)
             return batch
         batch = trim(select_rows(self.buffer, rows[mine.start:mine.stop]))
-        batch["weight"] = torch.tensor(_weight(self.obj.agg, batch["comp_mask"]) if sum(weights) > 0
+        batch["weight"] = torch.tensor(get_aggregation(self.obj.agg).weight(batch["comp_mask"]) if sum(weights) > 0
                                        else len(mine) / len(rows))
         return batch
 
@@ -326,8 +324,6 @@ class RLStage:
         n = float(mask.sum())
         metrics["entropy"] = float((entropy * mask).sum() / n) if n else 0.0
         if self.critic is not None:
-            from r1lab.algo import value_loss
-
             values = self.critic(batch)
             v_loss, v_metrics = value_loss(values, batch["old_values"], batch["returns"], mask,
                                            clip_eps=self.obj.value_clip, agg=self.obj.agg,
@@ -341,8 +337,6 @@ class RLStage:
         out: dict[str, Any] = dict(self.stats)
         out["rollout"] = float(self.cycle)
         if hasattr(model, "update_balance_bias"):
-            from r1lab.train.moe_metrics import moe_metrics
-
             out.update(moe_metrics(model.update_balance_bias(self.cfg.balance_gamma)))
         return out
 
@@ -393,22 +387,16 @@ def rl(cfg: RLConfig, *, model: Any = None, tokenizer: Any = None, records: Sequ
     seed_everything(cfg.train.seed)
     obj = cfg.objective_config
     if tokenizer is None and cfg.tokenizer is not None:
-        from r1lab.data.tokenizer import load_tokenizer
-
         tokenizer = load_tokenizer(cfg.tokenizer)
     if model is None:
         model, tokenizer = build_model(cfg.model, tokenizer)
     if cfg.model.lora is not None and not has_lora(model):  # a model passed in without its adapters yet
         apply_lora(model, cfg.model.lora)
     if records is None:
-        from r1lab.data import load_task
-
         records = load_task(cfg.data.task, cfg.data.split, cfg.data.size, cfg.data.seed)
     reference = None
     if obj.needs_reference:
         if cfg.reference is not None:
-            from r1lab.sources import load_model
-
             reference = freeze(load_model(cfg.reference)[0])
         elif has_lora(model):  # the base model: the policy itself with its adapters off (RLStage)
             reference = model
@@ -416,8 +404,6 @@ def rl(cfg: RLConfig, *, model: Any = None, tokenizer: Any = None, records: Sequ
             reference = frozen_copy(model)
     critic = None
     if obj.uses_critic:
-        from r1lab.train.ppo import ValueModel
-
         critic = ValueModel.from_policy(model)
     stage = RLStage(cfg, model, tokenizer, records, sampler=sampler, reward_fns=reward_fns,
                     reference=reference, critic=critic)

@@ -22,14 +22,23 @@ import torch
 from pydantic import Field
 
 from r1lab.config import StrictModel
-from r1lab.jsonl import read_jsonl
+from r1lab.data import get_template
+from r1lab.data.tokenizer import load_tokenizer
 from r1lab.errors import DataError
+from r1lab.jsonl import read_jsonl
 from r1lab.train.config import TrainConfig
 from r1lab.train.lm_loss import causal_lm_loss, supports_packed_positions
 from r1lab.train.loop import TrainResult, train
 from r1lab.train.model_spec import ModelSpec, build_model
-from r1lab.train.packing import Example, IGNORE_INDEX, collate_rows, epoch_order, global_rows, pack_examples, sft_example
-from r1lab.data.tokenizer import load_tokenizer
+from r1lab.train.packing import (
+    IGNORE_INDEX,
+    Example,
+    collate_rows,
+    epoch_order,
+    global_rows,
+    pack_examples,
+    sft_example,
+)
 from r1lab.train.rng import seed_everything
 
 
@@ -69,8 +78,6 @@ def tokenize_records(records: list[dict], tokenizer: Any, max_len: int, *, templ
                      add_eos: bool = True) -> list[Example]:
     tpl = None
     if template is not None:
-        from r1lab.data import get_template
-
         tpl = get_template(template)
     eos = getattr(tokenizer, "eos_token_id", None)
     out = []

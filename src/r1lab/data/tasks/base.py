@@ -18,7 +18,13 @@ from urllib.parse import quote, unquote
 
 import yaml
 
-from r1lab.data.records import canonical_split, make_record, split_of, split_seed, text_hash
+from r1lab.data.records import (
+    canonical_split,
+    make_record,
+    split_of,
+    split_seed,
+    text_hash,
+)
 from r1lab.errors import DataError
 
 TaskSpec = str | dict[str, Any]

@@ -9,7 +9,13 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from r1lab.data.records import canonical_split, make_record, split_of, split_seed, text_hash
+from r1lab.data.records import (
+    canonical_split,
+    make_record,
+    split_of,
+    split_seed,
+    text_hash,
+)
 from r1lab.data.tasks.base import Task, register_task, split_gold
 from r1lab.errors import DataError
 
