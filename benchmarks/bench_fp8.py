@@ -143,8 +143,8 @@ def synthetic_corpus(vocab: int, rows: int, seq_len: int, alphabet: int = 64, to
 
 def pretrain_run(name: str, precision: str, tokens: torch.Tensor):
     from r1lab.train import TrainConfig
-    from r1lab.train.model_spec import ModelSpec
-    from r1lab.train.pretrain import PretrainConfig, pretrain
+    from r1lab.train.core.model_spec import ModelSpec
+    from r1lab.train.stages.pretrain import PretrainConfig, pretrain
 
     cfg = PretrainConfig(
         model=ModelSpec(preset="tiny", overrides={"precision": precision}),

@@ -20,7 +20,7 @@ from r1lab.atomic import atomic_write_text, raise_if_disk_full, unique_temp_path
 from r1lab.config import read_yaml
 from r1lab.errors import CheckpointError, ConfigError, DiskFull
 from r1lab.lock import LOCK_NAME, DirectoryInUse, directory_lock
-from r1lab.train.health import DivergenceAlarms
+from r1lab.train.core.health import DivergenceAlarms
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke.yaml"

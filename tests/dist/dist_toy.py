@@ -80,7 +80,7 @@ def share_of_a(completions, **_):
 
 
 def run_sft(out_dir: Path, strategy: str = "auto", steps: int = 1, **model_overrides):
-    from r1lab.train.sft import SFTConfig, sft
+    from r1lab.train.stages.sft import SFTConfig, sft
 
     tok = char_tokenizer()
     cfg = SFTConfig.model_validate({

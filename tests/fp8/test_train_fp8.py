@@ -7,8 +7,8 @@ from r1lab.fp8.linear import Fp8Linear
 from r1lab.fp8.policy import enable_fp8
 from r1lab.model import ModelConfig, Transformer
 from r1lab.train import TrainConfig
-from r1lab.train.model_spec import ModelSpec
-from r1lab.train.pretrain import PretrainConfig, pretrain
+from r1lab.train.core.model_spec import ModelSpec
+from r1lab.train.stages.pretrain import PretrainConfig, pretrain
 
 SMALL = dict(vocab_size=32, dim=64, n_layers=2, n_dense_layers=1, inter_dim=64, moe_inter_dim=32, n_heads=2,
              q_lora_rank=32, kv_lora_rank=32, qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16,

@@ -17,10 +17,10 @@ import torch
 from r1lab.config import read_yaml, validate
 from r1lab.engine import SamplingParams, make_sampler
 from r1lab.errors import CheckpointError, ConfigError, R1labError
-from r1lab.train.checkpoint import load_weights, save_weights
-from r1lab.train.lora import ADAPTER_DIR, LoraSpec, adapters_disabled, apply_lora, has_lora
-from r1lab.train.rl_forward import completion_logprobs, forward_outputs
-from r1lab.train.rl_rollout import build_rollout
+from r1lab.train.core.checkpoint import load_weights, save_weights
+from r1lab.train.core.lora import ADAPTER_DIR, LoraSpec, adapters_disabled, apply_lora, has_lora
+from r1lab.train.rl.forward import completion_logprobs, forward_outputs
+from r1lab.train.rl.batch import build_rollout
 
 peft = pytest.importorskip("peft")
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -107,7 +107,7 @@ def test_only_adapter_parameters_train_and_the_base_stays_bitwise(tokenizer, tmp
 def test_reference_logprobs_with_adapters_disabled_are_the_base_models(tokenizer):
     base, model = adapted(tokenizer)
     batch = grouped_batch()
-    from r1lab.train import shared_prefix
+    from r1lab.train.rl import shared_prefix
 
     assert shared_prefix.applies(model, batch)  # the fast path sees the LoRA model as a plain Llama
     with torch.no_grad():
@@ -125,7 +125,7 @@ def test_reference_logprobs_with_adapters_disabled_are_the_base_models(tokenizer
 
 def test_shared_prefix_forward_on_a_lora_model_equals_the_plain_forward_and_reaches_the_adapters(tokenizer):
     from r1lab.algo import token_logprobs
-    from r1lab.train.rl_forward import gather_positions
+    from r1lab.train.rl.forward import gather_positions
 
     _, model = adapted(tokenizer)
     batch = grouped_batch()
@@ -213,7 +213,7 @@ def test_checkpoint_is_the_merged_model_and_the_adapter_reloads_for_resume(token
 # ---- configuration ----------------------------------------------------------------------------------------------
 def test_config_errors_are_one_line(tokenizer, monkeypatch):
     from r1lab.model import ModelConfig, Transformer
-    from r1lab.train.model_spec import ModelSpec
+    from r1lab.train.core.model_spec import ModelSpec
     from r1lab.train.rl import RLConfig
 
     with pytest.raises(ConfigError, match=r"model\.lora.*extra|lora.*rank"):

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from r1lab.algo import token_entropy, token_logprobs
-from r1lab.train import shared_prefix
-from r1lab.train.rl_forward import completion_logprobs, forward_outputs, gather_positions
-from r1lab.train.rl_rollout import build_rollout
+from r1lab.train.rl import shared_prefix
+from r1lab.train.rl.forward import completion_logprobs, forward_outputs, gather_positions
+from r1lab.train.rl.batch import build_rollout
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_logprobs_entropy_and_gradients_match_the_plain_forward(tiny_llama, attn
 
 def test_packed_attention_equals_dense_masked_attention():
     """Block-structured attention == SDPA with the explicit mask, GQA included, float64."""
-    from r1lab.train.packed_attention import RowLayout, packed_attention_forward
+    from r1lab.train.rl.packed_attention import RowLayout, packed_attention_forward
 
     torch.manual_seed(0)
     p, lengths, T = 4, [3, 0, 5, 1], 15  # 13 real tokens + 2 of row padding

@@ -10,8 +10,8 @@ from rl_toy import char_tokenizer, tiny_llama
 
 from r1lab.data import format_completion, get_template, load_task
 from r1lab.engine import Completion
-from r1lab.train.rejection import RejectionConfig, rejection_sample, sample
-from r1lab.train.sft import read_sft_records
+from r1lab.sampling.rejection import RejectionConfig, rejection_sample, sample
+from r1lab.train.stages.sft import read_sft_records
 
 PREFILL = get_template("plain").prefill  # "<think>\n": the prompt ends with it, the completion continues
 

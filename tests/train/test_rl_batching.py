@@ -7,7 +7,7 @@ import pytest
 import torch
 from rl_toy import REWARDS, char_tokenizer, config, records, tiny_llama, tiny_r1lab
 
-from r1lab.train.loop import accumulate_gradients
+from r1lab.train.core.loop import accumulate_gradients
 from r1lab.train.rl import RLStage, frozen_copy
 
 
@@ -37,7 +37,7 @@ def test_mu_passes_reuse_the_stored_old_logprobs(tmp_path):
     tok = char_tokenizer()
     cfg = config(tmp_path / "mu", preset="dapo", objective={"mu": 2, "dynamic_sampling": False}, num_rollouts=1)
     stage = RLStage(cfg, tiny_llama(len(tok)), tok, records(), reward_fns=REWARDS)
-    from r1lab.train.loop import train
+    from r1lab.train.core.loop import train
 
     res = train(stage.model, stage, cfg.train)
     first, second = res.history

@@ -8,7 +8,7 @@ import json
 from rl_toy import char_tokenizer, tiny_llama
 
 from r1lab.cli import main
-from r1lab.train.metrics_log import read_metrics
+from r1lab.train.core.metrics_log import read_metrics
 
 CHARS = "0123456789+-=?\n<>/abcdefghijklmnopqrstuvwxyz "
 

@@ -40,6 +40,6 @@ def test_bf16_training_samples_with_a_bf16_engine_and_autocasts_the_reference(tm
         return forward(*args, **kwargs)
 
     monkeypatch.setattr(body, "forward", spy)
-    st._rollout(0)
+    rollout = st.collector.collect(0)
     assert seen and all(seen)  # every reference forward ran under bf16 autocast
-    assert st.buffer["ref_logp"].dtype == torch.float32
+    assert rollout.tensors["ref_logp"].dtype == torch.float32

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from r1lab.cli import main
-from r1lab.train.metrics_log import read_metrics
+from r1lab.train.core.metrics_log import read_metrics
 from train_hf_toy import addition_records, tiny_llama, tiny_tokenizer
 
 

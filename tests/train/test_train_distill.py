@@ -10,9 +10,9 @@ import torch
 
 from r1lab.errors import ConfigError
 from r1lab.train import TrainConfig
-from r1lab.train.distill import DistillConfig, distill, forward_kl
-from r1lab.train.metrics_log import read_metrics
-from r1lab.train.sft import SFTDataConfig
+from r1lab.train.stages.distill import DistillConfig, distill, forward_kl
+from r1lab.train.core.metrics_log import read_metrics
+from r1lab.train.stages.sft import SFTDataConfig
 from train_hf_toy import addition_records, tiny_llama, tiny_tokenizer
 
 

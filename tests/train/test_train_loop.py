@@ -9,11 +9,11 @@ import torch
 from torch import nn
 
 from r1lab.train import FunctionStage, HealthAlarm, TrainConfig, train
-from r1lab.train.checkpoint import checkpoint_step
-from r1lab.train.loop import accumulate_gradients, aggregate_metrics, clip_gradients
-from r1lab.train.metrics_log import read_metrics
-from r1lab.train.optim import decay_split
-from r1lab.train.schedule import lr_factor
+from r1lab.train.core.checkpoint import checkpoint_step
+from r1lab.train.core.loop import accumulate_gradients, aggregate_metrics, clip_gradients
+from r1lab.train.core.metrics_log import read_metrics
+from r1lab.train.core.optim import decay_split
+from r1lab.train.core.schedule import lr_factor
 from train_toy import Toy, batch_for, mse, toy_stage
 
 

@@ -10,12 +10,12 @@ import torch
 from r1lab.data import build_corpus
 from r1lab.model import Transformer
 from r1lab.train import TrainConfig
-from r1lab.train.metrics_log import read_metrics
-from r1lab.train.model_spec import ModelSpec
-from r1lab.train.packing import epoch_order, global_rows, stream_rows
+from r1lab.train.core.metrics_log import read_metrics
+from r1lab.train.core.model_spec import ModelSpec
+from r1lab.train.stages.packing import epoch_order, global_rows, stream_rows
 from r1lab.data.tokenizer import load_tokenizer
-from r1lab.train.moe_metrics import moe_metrics
-from r1lab.train.pretrain import (CorpusConfig, PretrainConfig, PretrainStage, pretrain,
+from r1lab.train.core.moe_metrics import moe_metrics
+from r1lab.train.stages.pretrain import (CorpusConfig, PretrainConfig, PretrainStage, pretrain,
                                   tokenize_documents)
 
 SMALL_TINY = dict(dim=64, inter_dim=128, moe_inter_dim=32, n_layers=2, q_lora_rank=32, kv_lora_rank=32,
@@ -67,7 +67,7 @@ def test_tiny_preset_pretraining_loss_falls_and_reloads(tmp_path):
 def test_balance_bias_moves_towards_underloaded_experts():
     torch.manual_seed(0)
     spec = ModelSpec(preset="tiny", overrides={**SMALL_TINY, "vocab_size": 32})
-    from r1lab.train.model_spec import build_model
+    from r1lab.train.core.model_spec import build_model
 
     model, _ = build_model(spec)
     stage = PretrainStage(torch.randint(3, 32, (8, 16)), batch_size=4, grad_accum=1, seed=0, balance_gamma=0.01)

@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from r1lab.train import TrainConfig
-from r1lab.train.lm_loss import causal_lm_loss, supports_packed_positions
-from r1lab.train.metrics_log import read_metrics
-from r1lab.train.packing import IGNORE_INDEX, collate_rows, pack_examples, sft_example
-from r1lab.train.sft import SFTConfig, SFTDataConfig, sft, tokenize_records
+from r1lab.train.stages.lm_loss import causal_lm_loss, supports_packed_positions
+from r1lab.train.core.metrics_log import read_metrics
+from r1lab.train.stages.packing import IGNORE_INDEX, collate_rows, pack_examples, sft_example
+from r1lab.train.stages.sft import SFTConfig, SFTDataConfig, sft, tokenize_records
 from train_hf_toy import addition_records, tiny_llama, tiny_tokenizer, WORDS
 
 
@@ -116,8 +116,8 @@ def test_packed_row_equals_separate_rows_for_r1lab_models():
 
 def test_sft_gradients_do_not_depend_on_the_micro_batch_split():
     """Global token mean: 1 x 4 rows and 2 x 2 rows (different target counts per micro-batch) agree."""
-    from r1lab.train.loop import accumulate_gradients
-    from r1lab.train.sft import SFTStage
+    from r1lab.train.core.loop import accumulate_gradients
+    from r1lab.train.stages.sft import SFTStage
 
     model = tiny_llama(seed=4).double()
     records = [{"prompt": f"what is {i} ?", "completion": " ".join(["so"] * (1 + 3 * i)) + f" {i}"} for i in range(8)]

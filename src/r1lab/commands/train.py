@@ -17,34 +17,26 @@ import typer
 from r1lab.config import apply_overrides, read_yaml, validate
 from r1lab.errors import ConfigError
 
-# command -> (module, config classes and entry points tried in order, help)
-STAGES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str]] = {
-    "pretrain": ("r1lab.train.pretrain", ("PretrainConfig",), ("pretrain",),
+# command -> (module, config class, entry point, help); modules are imported when their command runs (start-up time)
+STAGES: dict[str, tuple[str, str, str, str]] = {
+    "pretrain": ("r1lab.train.stages.pretrain", "PretrainConfig", "pretrain",
                  "Pretrain an r1lab model: next-token + MTP + balance loss on a text corpus."),
-    "sft": ("r1lab.train.sft", ("SFTConfig",), ("sft",),
+    "sft": ("r1lab.train.stages.sft", "SFTConfig", "sft",
             "Supervised fine-tuning on prompt/completion JSONL (prompt tokens masked)."),
-    "rl": ("r1lab.train.rl", ("RLConfig",), ("run_rl", "rl"),
+    "rl": ("r1lab.train.rl", "RLConfig", "rl",
            "Reinforcement learning (GRPO family / PPO) with verifiable rewards."),
-    "sample": ("r1lab.train.rejection", ("RejectionConfig", "SamplingConfig"), ("run_sampling", "sample"),
+    "sample": ("r1lab.sampling.rejection", "RejectionConfig", "sample",
                "Rejection sampling: keep verified samples as an SFT JSONL with provenance."),
-    "distill": ("r1lab.train.distill", ("DistillConfig",), ("distill",),
+    "distill": ("r1lab.train.stages.distill", "DistillConfig", "distill",
                 "Distill: SFT of a student on teacher traces, optional logit KL."),
 }
 
 
 def load_stage_config(command: str, config: Path, overrides: list[str], resume: bool) -> tuple[Any, Any]:
     """(validated config, entry function) for `command`."""
-    module_name, class_names, entries, _ = STAGES[command]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name == module_name:
-            raise ConfigError(f"r1lab {command}: stage module {module_name} is not available") from None
-        raise
-    config_cls = next((getattr(module, n) for n in class_names if hasattr(module, n)), None)
-    entry = next((getattr(module, n) for n in entries if hasattr(module, n)), None)
-    if config_cls is None or entry is None:
-        raise ConfigError(f"r1lab {command}: {module_name} lacks its config class or entry point")
+    module_name, class_name, entry_name, _ = STAGES[command]
+    module = importlib.import_module(module_name)
+    config_cls, entry = getattr(module, class_name), getattr(module, entry_name)
     data = read_yaml(config)
     apply_overrides(data, overrides)
     if "train" in config_cls.model_fields:

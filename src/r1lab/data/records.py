@@ -55,11 +55,6 @@ def split_of(text: str) -> str:
     raise AssertionError("bucket table does not cover the hash space")
 
 
-def split_share(split: str) -> float:
-    lo, hi = SPLIT_BUCKETS[canonical_split(split)]
-    return (hi - lo) / _N_BUCKETS
-
-
 def split_seed(seed: int, split: str, salt: str = "") -> int:
     """A generator seed that differs per split (and per task), so splits never replay the same stream."""
     digest = hashlib.sha256(f"{salt}|{canonical_split(split)}|{seed}".encode()).hexdigest()

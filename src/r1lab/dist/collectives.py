@@ -56,8 +56,3 @@ def shard_range(n: int, rank_: int | None = None, world: int | None = None) -> r
 
 def shard_list(items: Sequence[T]) -> list[T]:
     return [items[i] for i in shard_range(len(items))]
-
-
-def shard_tensor_rows(x: torch.Tensor) -> torch.Tensor:
-    r = shard_range(x.shape[0])
-    return x[r.start: r.stop]

@@ -6,7 +6,7 @@ base model. Here, while the runner packs, each adapted layer's base weight is re
 (peft's `get_delta_weight`), then the original Parameter is put back: the trainer's weights are never modified
 in place, so there is no merge/unmerge round-off drift. Training a LoRA policy changes its adapter
 parameters, which changes `parameter_signature`, so the runner re-packs exactly when a step was taken.
-Only peft's plain `lora.Linear` is handled (no embeddings, DoRA or other variants; `r1lab.train.lora` builds
+Only peft's plain `lora.Linear` is handled (no embeddings, DoRA or other variants; `r1lab.train.core.lora` builds
 no others).
 """
 

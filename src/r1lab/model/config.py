@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from r1lab.errors import ConfigError
+from r1lab.fp8.policy import (
+    validate_fp8_fields,  # the rules for the fp8_* fields live with FP8
+)
 
 PRECISIONS = ("fp32", "bf16", "fp8")
 SCORE_FUNCS = ("sigmoid", "softmax")
@@ -144,10 +147,6 @@ class ModelConfig:
             raise bad("qk_rope_head_dim", "must be even (RoPE rotates pairs)")
         if self.precision not in PRECISIONS:
             raise bad("precision", f"must be one of {', '.join(PRECISIONS)}")
-        from r1lab.fp8.policy import (
-            validate_fp8_fields,  # the FP8 owner's rules for the fp8_* fields
-        )
-
         fp8_problem = validate_fp8_fields(self)
         if fp8_problem:
             raise ConfigError(f"{source}: {fp8_problem}")

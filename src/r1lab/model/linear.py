@@ -28,7 +28,6 @@ from r1lab.model.config import ModelConfig
 
 def uses_fp8(config: ModelConfig, layer: int | None, role: str = "") -> bool:
     """precision == fp8, the role's group in `config.fp8_modules` (default: not `mtp`), layer not excluded."""
-
     return policy_uses_fp8(config, layer, role)
 
 
@@ -36,10 +35,6 @@ def make_linear(in_features: int, out_features: int, config: ModelConfig, *, rol
                 layer: int | None = None) -> nn.Module:
     """A bias-free projection `[*, in] -> [*, out]` for `role` in `layer`, in the precision the config asks for."""
     if uses_fp8(config, layer, role):
-        from r1lab.model import (
-            fp8,  # owned by the FP8 engineer; imported only when asked for
-        )
-
         return fp8.Fp8Linear(in_features, out_features, block_size=config.fp8_block_size,
                              pow2_scales=config.fp8_pow2_scales, backend=config.fp8_backend)
     return nn.Linear(in_features, out_features, bias=False)

@@ -10,12 +10,12 @@ from __future__ import annotations
 from pydantic import Field
 
 from r1lab.config import StrictModel
-from r1lab.train.distill import DistillConfig
-from r1lab.train.model_spec import ModelSpec
-from r1lab.train.pretrain import PretrainConfig
-from r1lab.train.rejection import RejectionConfig
+from r1lab.sampling.rejection import RejectionConfig
+from r1lab.train.core.model_spec import ModelSpec
 from r1lab.train.rl import RLConfig
-from r1lab.train.sft import SFTConfig
+from r1lab.train.stages.distill import DistillConfig
+from r1lab.train.stages.pretrain import PretrainConfig
+from r1lab.train.stages.sft import SFTConfig
 
 
 class TaskSection(StrictModel):

@@ -23,9 +23,9 @@ from r1lab.model import ModelConfig, Transformer
 from r1lab.rewards import get_reward
 from r1lab.seeds import derive_seed
 from r1lab.sources import load_model
-from r1lab.train.distill import DistillConfig, distill
-from r1lab.train.model_spec import build_model
+from r1lab.train.core.model_spec import build_model
 from r1lab.train.rl import RLConfig, rl
+from r1lab.train.stages.distill import DistillConfig, distill
 
 # Single-digit addition/subtraction of two terms: the one reasoning-gym setting where the model is right
 # often enough (10-50%) for group-relative advantages to carry signal from the first step.
@@ -134,7 +134,7 @@ def verified_traces(teacher: Any, tokenizer: Any, records: Sequence[dict], *, n:
     """Rejection sampling from the teacher, accepted by the RL reward's own accuracy check (last-number
     extraction), completed (stopped, not truncated) and exactly deduplicated. Returns (traces, counts).
 
-    `r1lab.train.rejection` accepts only answers its default (strict) extractor finds, which SmolLM2's prose never
+    `r1lab.sampling.rejection` accepts only answers its default (strict) extractor finds, which SmolLM2's prose never
     contains, so the recipe applies the same filters with the recipe's extractor."""
 
     template, reward = get_template("chat"), SmolReward()
@@ -257,35 +257,3 @@ def distill_vs_rl(teacher_dir: str, out_dir: str, *, task: str = TASK, n: int = 
     log(f"RL only: pass@1 {100 * result['rl_only']['pass@1']:.1f}% ({result['rl_only']['train_seconds']} s)")
     atomic_write_json(out / "distill_vs_rl.json", result)
     return result
-
-
-def plot_curve(run_dir: str) -> str:
-    """`<run_dir>/curve.png`: train reward per step (metrics.jsonl) and held-out pass@1 with 95% CIs (curve.json)."""
-    from pathlib import Path
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    run = Path(run_dir)
-    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    curve = json.loads((run / "curve.json").read_text())
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
-    steps = [m["step"] for m in metrics if "reward" in m]
-    ax[0].plot(steps, [m["reward"] for m in metrics if "reward" in m], lw=0.8, label="reward (batch mean)")
-    ax[0].plot(steps, [m.get("rewards/accuracy/mean", float("nan")) for m in metrics if "reward" in m], lw=0.8,
-               label="accuracy (batch mean)")
-    ax[0].set_xlabel("optimizer step")
-    ax[0].legend()
-    x = [c["step"] for c in curve]
-    y = [100 * c["eval"]["pass@1"] for c in curve]
-    lo = [100 * c["eval"]["pass@1_ci"][0] for c in curve]
-    hi = [100 * c["eval"]["pass@1_ci"][1] for c in curve]
-    ax[1].errorbar(x, y, yerr=[[a - b for a, b in zip(y, lo)], [b - a for a, b in zip(y, hi)]], marker="o", capsize=3)
-    ax[1].set_xlabel("optimizer step")
-    ax[1].set_ylabel("held-out pass@1 (%)")
-    fig.tight_layout()
-    out = run / "curve.png"
-    fig.savefig(out, dpi=110)
-    return str(out)

@@ -25,11 +25,11 @@ from r1lab.errors import R1labError
 from r1lab.eval import evaluate
 from r1lab.pipeline import Stage, StageContext
 from r1lab.recipe.config import RecipeConfig
-from r1lab.train.distill import distill
-from r1lab.train.pretrain import pretrain
-from r1lab.train.rejection import sample
+from r1lab.sampling.rejection import sample
 from r1lab.train.rl import rl
-from r1lab.train.sft import sft
+from r1lab.train.stages.distill import distill
+from r1lab.train.stages.pretrain import pretrain
+from r1lab.train.stages.sft import sft
 
 # Checkpoints evaluated at the end, in report order: (stage, label in the report).
 EVALUATED = [

@@ -20,12 +20,12 @@ from r1lab.config import StrictModel
 from r1lab.data.tokenizer import load_tokenizer, train_tokenizer
 from r1lab.errors import DataError
 from r1lab.jsonl import read_jsonl
-from r1lab.train.config import TrainConfig
-from r1lab.train.loop import TrainResult, train
-from r1lab.train.model_spec import ModelSpec, build_model
-from r1lab.train.moe_metrics import moe_metrics
-from r1lab.train.packing import epoch_order, global_rows, stream_rows
-from r1lab.train.rng import seed_everything
+from r1lab.train.core.config import TrainConfig
+from r1lab.train.core.loop import TrainResult, train
+from r1lab.train.core.model_spec import ModelSpec, build_model
+from r1lab.train.core.moe_metrics import moe_metrics
+from r1lab.train.core.rng import seed_everything
+from r1lab.train.stages.packing import epoch_order, global_rows, stream_rows
 
 
 class CorpusConfig(StrictModel):

@@ -24,9 +24,9 @@ from torch import nn
 
 from r1lab.atomic import atomic_directory
 from r1lab.errors import CheckpointError
-from r1lab.train.lora import has_lora, load_lora, save_lora
-from r1lab.train.rng import rng_state, set_rng_state
-from r1lab.train.state_io import load_state, save_state
+from r1lab.train.core.lora import has_lora, load_lora, save_lora
+from r1lab.train.core.rng import rng_state, set_rng_state
+from r1lab.train.core.state_io import load_state, save_state
 
 CHECKPOINT = "checkpoint"
 TRAINER_STATE = "trainer_state"
@@ -34,7 +34,7 @@ TRAINER_STATE = "trainer_state"
 
 def save_weights(model: nn.Module, directory: Path) -> None:
     """HF layout through the model's own `save_pretrained` (r1lab and HF models), else one safetensors file.
-    A LoRA policy saves its merged weights as a plain HF model plus its adapter (r1lab.train.lora)."""
+    A LoRA policy saves its merged weights as a plain HF model plus its adapter (r1lab.train.core.lora)."""
 
     if has_lora(model):
         with _quiet_hf_progress():

@@ -26,11 +26,12 @@ from r1lab.data import get_template
 from r1lab.data.tokenizer import load_tokenizer
 from r1lab.errors import DataError
 from r1lab.jsonl import read_jsonl
-from r1lab.train.config import TrainConfig
-from r1lab.train.lm_loss import causal_lm_loss, supports_packed_positions
-from r1lab.train.loop import TrainResult, train
-from r1lab.train.model_spec import ModelSpec, build_model
-from r1lab.train.packing import (
+from r1lab.train.core.config import TrainConfig
+from r1lab.train.core.loop import TrainResult, train
+from r1lab.train.core.model_spec import ModelSpec, build_model
+from r1lab.train.core.rng import seed_everything
+from r1lab.train.stages.lm_loss import causal_lm_loss, supports_packed_positions
+from r1lab.train.stages.packing import (
     IGNORE_INDEX,
     Example,
     collate_rows,
@@ -39,7 +40,6 @@ from r1lab.train.packing import (
     pack_examples,
     sft_example,
 )
-from r1lab.train.rng import seed_everything
 
 
 class SFTDataConfig(StrictModel):

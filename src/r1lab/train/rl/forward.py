@@ -13,7 +13,7 @@ from torch import nn
 
 from r1lab.algo import selected_logprobs
 from r1lab.model import is_r1lab_model
-from r1lab.train import shared_prefix
+from r1lab.train.rl import shared_prefix
 
 
 def forward_outputs(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, *,
@@ -44,7 +44,7 @@ def completion_logprobs(
     """(logp[B,C], entropy[B,C] or None) of `batch["targets"]` at `batch["comp_index"]`, in fp32.
 
     `batch` needs `input_ids [B,L]`, `attention_mask [B,L]`, `comp_index [B,C]`, `targets [B,C]`.
-    HF Llama-family models run each group's shared prompt once (`r1lab.train.shared_prefix`).
+    HF Llama-family models run each group's shared prompt once (`r1lab.train.rl.shared_prefix`).
     """
 
     if shared_prefix.applies(model, batch):

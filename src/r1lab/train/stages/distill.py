@@ -16,9 +16,9 @@ from pydantic import Field
 
 from r1lab.errors import ConfigError
 from r1lab.sources import load_model
-from r1lab.train.lm_loss import causal_lm_loss, labelled_logits
-from r1lab.train.loop import TrainResult, train
-from r1lab.train.sft import SFTConfig, SFTStage, prepare_sft
+from r1lab.train.core.loop import TrainResult, train
+from r1lab.train.stages.lm_loss import causal_lm_loss, labelled_logits
+from r1lab.train.stages.sft import SFTConfig, SFTStage, prepare_sft
 
 
 class DistillConfig(SFTConfig):

@@ -15,7 +15,7 @@ from torch import nn
 
 from r1lab.algo import ObjectiveConfig, gae, kl_estimate, outcome_token_rewards, whiten
 from r1lab.model import is_r1lab_model
-from r1lab.train.rl_forward import forward_outputs, gather_positions
+from r1lab.train.rl.forward import forward_outputs, gather_positions
 
 
 def hidden_size(model: nn.Module) -> int:

@@ -27,7 +27,7 @@ Semantics:
   summed, `*_max` maxed, `*_min` minimised); the loop adds `loss`, `grad_norm`, `learning_rate`,
   `step_time_s` and `tokens_per_s` (when the stage reports `num_tokens`); `after_step` may add more,
   including lists of numbers (kept in metrics.jsonl only, e.g. per-expert load `moe/load/L1`).
-- Checkpoints: every `save_every` steps and at the end, via `r1lab.train.checkpoint` (atomic, safetensors + JSON).
+- Checkpoints: every `save_every` steps and at the end, via `r1lab.train.core.checkpoint` (atomic, safetensors + JSON).
   `resume=True` restores weights, optimizer, RNG and stage state and continues; a killed run resumed this way
   ends with the same weights and metrics as an uninterrupted one on CPU.
 - Health: a NaN/inf loss or gradient stops the run before the optimizer step, keeps the last checkpoint and
@@ -52,23 +52,23 @@ from tqdm.auto import tqdm
 from r1lab.dist import device_for_rank, setup_data_parallel
 from r1lab.errors import Interrupted
 from r1lab.host_memory import retain_freed_memory
-from r1lab.train.checkpoint import (
+from r1lab.train.core.checkpoint import (
     CHECKPOINT,
     checkpoint_step,
     load_checkpoint,
     save_checkpoint,
 )
-from r1lab.train.config import TrainConfig
-from r1lab.train.health import (
+from r1lab.train.core.config import TrainConfig
+from r1lab.train.core.health import (
     DivergenceAlarms,
     HealthAlarm,
     SoftAlarms,
     first_nonfinite,
 )
-from r1lab.train.metrics_log import MetricsLogger
-from r1lab.train.optim import build_adamw
-from r1lab.train.rng import seed_everything
-from r1lab.train.schedule import lr_factor
+from r1lab.train.core.metrics_log import MetricsLogger
+from r1lab.train.core.optim import build_adamw
+from r1lab.train.core.rng import seed_everything
+from r1lab.train.core.schedule import lr_factor
 
 
 @runtime_checkable

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from r1lab.model import is_r1lab_model
-from r1lab.train.packing import IGNORE_INDEX
+from r1lab.train.stages.packing import IGNORE_INDEX
 
 
 def supports_packed_positions(model: nn.Module) -> bool:

@@ -1,5 +1,11 @@
 """The RL stage: GRPO-family objectives and PPO on rollouts from the engine, scored by the reward library,
-optimised by the shared training loop.
+optimised by the shared training loop, in three phases:
+
+1. rollout: `RolloutCollector.collect(cycle) -> RolloutBatch` (sample, score, old / reference log-probs,
+   advantages; `r1lab.train.rl.collect`);
+2. batches: `RLStage.next_batch` cuts the rollout batch into mini-batches and micro-batches, each weighted by its
+   count in the aggregation's normaliser (`Aggregation.weight`);
+3. loss: `RLStage.loss_fn` -> `r1lab.algo.policy_loss` (+ the critic's value loss for PPO).
 
 One *rollout cycle* = sample `prompts_per_step` prompts x `group_size` completions with the current policy,
 score them, record old (and reference) log-probs, compute advantages; then `mu` passes over the batch, each
@@ -13,14 +19,13 @@ local loss (`policy_loss` with local normalisers) weighted by its count in the a
 any micro-batch split. Metric names follow TRL (`reward`, `rewards/<fn>/mean`, `frac_reward_zero_std`,
 `clip_ratio/low_mean`, `kl`, `entropy`, `completions/mean_length`, `completions/clipped_ratio`, ...).
 
-With `model.lora` (r1lab.train.lora) only peft adapters train, and the reference is the policy itself with its
+With `model.lora` (r1lab.train.core.lora) only peft adapters train, and the reference is the policy itself with its
 adapters switched off rather than a frozen copy.
 """
 
 from __future__ import annotations
 
 import copy
-import time
 from typing import Any, Callable, Literal, Sequence
 
 import torch
@@ -28,36 +33,31 @@ from pydantic import Field, model_validator
 
 from r1lab.algo import (
     ObjectiveConfig,
-    fill_batch,
     get_aggregation,
     get_preset,
-    kl_estimate,
-    mask_truncated,
     policy_loss,
     value_loss,
 )
 from r1lab.config import StrictModel
 from r1lab.data import get_template, load_task
-from r1lab.data.completion_metrics import completion_metrics, reward_metrics
 from r1lab.data.prompts import PromptDataConfig
 from r1lab.data.tokenizer import load_tokenizer
-from r1lab.dist import gather_objects, shard_list, shard_range
-from r1lab.dist import rank as dist_rank
-from r1lab.engine import SamplingParams, make_sampler
+from r1lab.dist import shard_range
+from r1lab.engine import make_sampler
 from r1lab.errors import R1labError
 from r1lab.rewards import RewardSpec, build_reward
 from r1lab.seeds import derive_seed
 from r1lab.sources import load_model
-from r1lab.train.config import TrainConfig
-from r1lab.train.loop import TrainResult, autocast_context, train
-from r1lab.train.lora import adapters_disabled, apply_lora, has_lora
-from r1lab.train.model_spec import ModelSpec, build_model
-from r1lab.train.moe_metrics import moe_metrics
-from r1lab.train.ppo import ValueModel, gae_targets
-from r1lab.train.rl_forward import completion_logprobs
-from r1lab.train.rl_rollout import build_rollout, select_rows, split_rows, trim
-from r1lab.train.rl_scoring import ScoredGroup, score_group
-from r1lab.train.rng import seed_everything
+from r1lab.train.core.config import TrainConfig
+from r1lab.train.core.loop import TrainResult, train
+from r1lab.train.core.lora import apply_lora, has_lora
+from r1lab.train.core.model_spec import ModelSpec, build_model
+from r1lab.train.core.moe_metrics import moe_metrics
+from r1lab.train.core.rng import seed_everything
+from r1lab.train.rl.batch import select_rows, split_rows, trim
+from r1lab.train.rl.collect import RolloutCollector
+from r1lab.train.rl.forward import completion_logprobs
+from r1lab.train.rl.ppo import ValueModel
 
 
 class RolloutConfig(StrictModel):
@@ -146,145 +146,23 @@ class RLStage:
             raise ValueError("the policy can be its own reference only as a LoRA policy (adapters switched off)")
         self.critic = critic if self.obj.uses_critic else None
         if self.obj.uses_critic and critic is None:
-            raise ValueError("advantage='gae' needs a critic (r1lab.train.ppo.ValueModel)")
+            raise ValueError("advantage='gae' needs a critic (r1lab.train.rl.ppo.ValueModel)")
         self.extra_modules = {"critic": self.critic} if self.critic is not None else {}
-        self.pad_id = _pad_id(model, tokenizer)
+        self.collector = RolloutCollector(cfg, self.obj, model, tokenizer, self.records, sampler=sampler,
+                                          reward=self.reward, template=self.template, reference=self.reference,
+                                          critic=self.critic, pad_id=_pad_id(model, tokenizer))
         self.steps_per_cycle = self.obj.mu * cfg.mini_batches
         self.num_steps = cfg.num_rollouts * self.steps_per_cycle
-        self.cycle, self.cursor = -1, 0
-        self.buffer: dict[str, torch.Tensor] | None = None
+        self.cycle = -1
+        self.buffer: dict[str, torch.Tensor] | None = None  # the current cycle's RolloutBatch tensors
         self.stats: dict[str, float] = {}
-
-    # ----- prompts -----
-    def _next_records(self, k: int) -> list[dict]:
-        n, out = len(self.records), []
-        for _ in range(k):
-            epoch, i = divmod(self.cursor, n)
-            g = torch.Generator().manual_seed(derive_seed(self.cfg.data.seed, epoch))
-            out.append(self.records[int(torch.randperm(n, generator=g)[i])])
-            self.cursor += 1
-        return out
-
-    def _sample_round(self, cycle: int, round_index: int) -> list[ScoredGroup]:
-        r = self.cfg.rollout
-        records = self._next_records(r.prompts_per_step)
-        # under torchrun each rank samples and scores its share of the prompts; the groups are gathered in
-        # prompt order, so advantages, statistics and normalisers are those of the global batch (r1lab.dist)
-        records = shard_list(records)
-        prompts = [self.template.render(rec["prompt"], self.tokenizer) for rec in records]
-        params = SamplingParams(n=self.G, max_new_tokens=r.max_new_tokens, temperature=r.temperature,
-                                top_p=r.top_p, top_k=r.top_k, stop=list(r.stop),
-                                seed=derive_seed(self.cfg.train.seed, round_index, cycle=cycle, rank=dist_rank()))
-        outs = self.sampler.generate(prompts, params) if prompts else []
-        return gather_objects([score_group(rec, comps, self.reward, self.template.prefill)
-                               for rec, comps in zip(records, outs)])
-
-    # ----- rollout cycle -----
-    def _device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @torch.no_grad()
-    def _per_token(self, fn: Callable[[dict], torch.Tensor], buffer: dict) -> torch.Tensor:
-        """fn over the buffer in micro-batch-sized chunks, reassembled to [N, C] on CPU."""
-        N, C = buffer["comp_mask"].shape
-        out = torch.zeros(N, C)
-        size = max(1, -(-N // (self.cfg.mini_batches * self.cfg.train.grad_accum)))
-        for start in range(0, N, size):
-            rows = torch.arange(start, min(N, start + size))
-            part = trim(select_rows(buffer, rows))
-            part = {k: v.to(self._device()) for k, v in part.items()}
-            with autocast_context(self.cfg.train.precision, self._device()):  # as the policy's training forward
-                vals = fn(part).float().cpu()
-            out[rows, : vals.shape[1]] = vals
-        return out
-
-    def _logprobs(self, module: Any, buffer: dict) -> torch.Tensor:
-        was = module.training
-        module.eval()
-        try:
-            return self._per_token(lambda b: completion_logprobs(module, b, self.cfg.rollout.temperature)[0], buffer)
-        finally:
-            module.train(was)
-
-    def _reference_logprobs(self, buffer: dict) -> torch.Tensor:
-        if self.reference is self.model:  # a LoRA policy's reference is its base: the adapters off, no copy
-            with adapters_disabled(self.model):
-                return self._logprobs(self.model, buffer)
-        self.reference.to(self._device())
-        return self._logprobs(self.reference, buffer)
-
-    def _rollout(self, cycle: int) -> None:
-        t0 = time.perf_counter()
-        stats: dict[str, float] = {}
-        was = self.model.training
-        self.model.eval()
-        try:
-            if hasattr(self.sampler, "sync_weights"):
-                self.sampler.sync_weights()
-            with torch.no_grad():
-                if self.obj.dynamic_sampling:
-                    n = self.cfg.rollout.prompts_per_step
-                    res = fill_batch(lambda i: self._sample_round(cycle, i), n, self.obj.max_sampling_rounds)
-                    if not res.groups:
-                        raise R1labError(f"rl: {res.describe(n)}; every group was all-correct or all-wrong "
-                                         f"(make the task easier/harder or raise objective.max_sampling_rounds)")
-                    groups = res.groups
-                    stats.update({"dynamic_sampling/rounds": res.rounds, "dynamic_sampling/ok": float(res.ok),
-                                  "dynamic_sampling/kept_fraction": len(groups) / max(res.sampled, 1)})
-                else:
-                    groups = self._sample_round(cycle, 0)
-        finally:
-            self.model.train(was)
-        t_gen = time.perf_counter() - t0
-
-        comps = [c for g in groups for c in g.completions]
-        buffer = build_rollout(comps, self.pad_id)
-        rewards = torch.tensor([r for g in groups for r in g.rewards], dtype=torch.float32)
-        valid = buffer["comp_mask"].clone()
-        if self.obj.overlong_filter:
-            buffer["comp_mask"] = mask_truncated(buffer["comp_mask"], buffer["truncated"])
-        buffer["rewards"] = rewards
-        need_old = self.steps_per_cycle > 1 or (self.obj.uses_critic and self.obj.beta != 0)
-        if need_old:
-            buffer["old_logp"] = self._logprobs(self.model, buffer)
-            live = valid > 0
-            stats["logprob_mismatch/mean"] = float((buffer["old_logp"] - buffer["sampler_logp"])[live].abs().mean())
-        if self.reference is not None:
-            buffer["ref_logp"] = self._reference_logprobs(buffer)
-            if self.obj.kl_placement == "reward":  # KL is not in the loss metrics then: report it here
-                live = buffer["comp_mask"] > 0
-                kl = kl_estimate(buffer["old_logp"], buffer["ref_logp"], "k3")
-                stats["kl"] = float(kl[live].mean()) if live.any() else 0.0
-        if self.critic is not None:
-            was_c = self.critic.training
-            self.critic.eval()
-            values = self._per_token(lambda b: self.critic(b), buffer)
-            self.critic.train(was_c)
-            buffer.update(gae_targets(rewards, values, valid, buffer["comp_mask"], self.obj,
-                                      buffer.get("old_logp"), buffer.get("ref_logp")))
-        else:
-            buffer["advantages"] = self.obj.advantages(rewards, self.G)
-        self.buffer = buffer
-
-        texts = [c.text for c in comps]
-        correct = None if groups[0].correct is None else [c for g in groups for c in g.correct]
-        per_fn: dict[str, list] = {}
-        for g in groups:
-            for name, vals in g.per_function.items():
-                per_fn.setdefault(name, []).extend(vals)
-        stats.update(reward_metrics(rewards.tolist(), per_fn, self.G, correct))
-        stats.update(completion_metrics(texts, buffer["comp_len"].tolist(), buffer["truncated"].tolist(), correct))
-        stats["num_completions"] = float(len(comps))
-        stats["time/generation_s"] = t_gen
-        stats["time/rollout_s"] = time.perf_counter() - t0
-        self.stats = stats
 
     # ----- the loop's stage protocol -----
     def next_batch(self, step: int, micro: int) -> dict[str, torch.Tensor]:
         cycle, within = divmod(step, self.steps_per_cycle)
-        if cycle != self.cycle or self.buffer is None:
-            self._rollout(cycle)
-            self.cycle = cycle
+        if cycle != self.cycle or self.buffer is None:  # phase 1: a new rollout batch
+            rollout = self.collector.collect(cycle)
+            self.buffer, self.stats, self.cycle = rollout.tensors, rollout.stats, cycle
         n = self.buffer["comp_mask"].shape[0]
         pass_index, mini = divmod(within, self.cfg.mini_batches)
         order = None
@@ -341,10 +219,10 @@ class RLStage:
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {"cycle": self.cycle, "cursor": self.cursor, "buffer": self.buffer, "stats": self.stats}
+        return {"cycle": self.cycle, "cursor": self.collector.cursor, "buffer": self.buffer, "stats": self.stats}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.cycle, self.cursor = int(state["cycle"]), int(state["cursor"])
+        self.cycle, self.collector.cursor = int(state["cycle"]), int(state["cursor"])
         self.buffer, self.stats = state["buffer"], dict(state["stats"])
 
     def save_artifacts(self, directory) -> None:

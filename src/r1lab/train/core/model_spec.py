@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 from r1lab.config import StrictModel
 from r1lab.model import ModelConfig, Transformer
 from r1lab.sources import load_model
-from r1lab.train.lora import LoraSpec, apply_lora
+from r1lab.train.core.lora import LoraSpec, apply_lora
 
 
 class ModelSpec(StrictModel):

@@ -4,13 +4,13 @@ A GRPO batch holds G completions per prompt, and a plain forward over right-padd
 runs every prompt G times and every row to the longest completion's length; with short answers half of that
 work is repeated prompts and padding. Here the completions of a group are *packed* behind one copy of their
 prompt, `[prompt | completion 1 | completion 2 | ...]`, with position ids restarting after the prompt for each
-completion; attention (`r1lab.train.packed_attention`) lets a completion token see the prompt and the earlier
+completion; attention (`r1lab.train.rl.packed_attention`) lets a completion token see the prompt and the earlier
 tokens of its own completion, nothing else. Every token then computes exactly what it computes in its own
 padded row, so log-probs and gradients equal the plain forward's up to float summation order (tests/smol
 check); gradients of the shared prompt positions are summed over the group, as the plain forward sums them.
 The output head (49k x 576 for SmolLM2) runs only where a completion token is predicted.
 
-Used by `r1lab.train.rl_forward.completion_logprobs` when `applies(model, batch)`: an HF model of a type in
+Used by `r1lab.train.rl.forward.completion_logprobs` when `applies(model, batch)`: an HF model of a type in
 SUPPORTED_TYPES (plain decoder + head, no logit soft-capping).
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from r1lab.algo import selected_logprobs
-from r1lab.train.packed_attention import RowLayout, use_packed_attention
+from r1lab.train.rl.packed_attention import RowLayout, use_packed_attention
 
 SUPPORTED_TYPES = {"llama", "qwen2", "qwen3", "mistral"}
 
