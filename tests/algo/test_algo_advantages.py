@@ -5,7 +5,13 @@ import math
 import pytest
 import torch
 
-from r1lab.algo import get_advantage, group_advantages, list_advantages, rloo_advantages, zero_spread_groups
+from r1lab.algo import (
+    get_advantage,
+    group_advantages,
+    list_advantages,
+    rloo_advantages,
+    zero_spread_groups,
+)
 
 R = torch.tensor([1.0, 0.0, 0.0, 0.0, 2.0, 4.0, 6.0, 8.0], dtype=torch.float64)
 

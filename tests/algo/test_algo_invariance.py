@@ -5,7 +5,8 @@ import pytest
 import torch
 from algo_toy import Rollout, ToyPolicy, make_rollout
 
-from r1lab.algo import batch_normalisers, get_aggregation, group_advantages, list_aggregations, policy_loss
+from r1lab.algo import get_aggregation, group_advantages, list_aggregations, policy_loss
+from r1lab.train.core.loop import aggregate_metrics
 
 INVARIANT = [a for a in list_aggregations() if get_aggregation(a).invariant]
 OPTIONS = [
@@ -15,9 +16,9 @@ OPTIONS = [
 ]
 
 
-def _loss(pol, ro: Rollout, adv, agg, opts, **norm):
+def _loss(pol, ro: Rollout, adv, agg, opts):
     logp = pol(ro.inputs, ro.targets)
-    loss, metrics = policy_loss(logp, ro.old_logp, adv, ro.mask, ro.ref_logp, agg=agg, max_len=8, **opts, **norm)
+    loss, metrics = policy_loss(logp, ro.old_logp, adv, ro.mask, ro.ref_logp, agg=agg, max_len=8, **opts)
     return loss, metrics
 
 
@@ -28,16 +29,21 @@ def _full(ro, adv, agg, opts):
     return loss.item(), pol.grads()
 
 
-def _accumulated(ro, adv, agg, opts, splits, scale=1.0):
-    """Gradient accumulation over `splits` (lists of row indices), step-batch normalisers throughout."""
-    n_tok, n_seq = batch_normalisers(ro.mask)
+def _accumulated(ro, adv, agg, opts, splits, scale=1.0, total_weight=None):
+    """Gradient accumulation over `splits` (lists of row indices) as the training loop does it: each micro-batch's
+    loss weighted by its count in the aggregation's normaliser over the step batch's total (all ranks' total,
+    all-reduced, when given)."""
+    weight = get_aggregation(agg).weight
+    if total_weight is None:
+        total_weight = sum(weight(ro.mask[torch.tensor(rows)]) for rows in splits)
     pol = ToyPolicy()
     total = 0.0
     for rows in splits:
         idx = torch.tensor(rows)
-        loss, _ = _loss(pol, ro.rows(idx), adv[idx], agg, opts, global_tokens=n_tok, global_seqs=n_seq)
-        (loss * scale).backward()
-        total += loss.item()
+        loss, _ = _loss(pol, ro.rows(idx), adv[idx], agg, opts)
+        share = loss * weight(ro.mask[idx]) / total_weight
+        (share * scale).backward()
+        total += share.item()
     return total, pol.grads()
 
 
@@ -61,14 +67,16 @@ def test_micro_batch_and_accumulation_invariance(agg, opts):
 
 @pytest.mark.parametrize("agg", INVARIANT)
 def test_world_size_invariance(agg):
-    """DDP averages gradients over ranks: each rank scales its share by world_size, as documented."""
+    """Ranks share the all-reduced total weight; DDP averaging times world_size is the loop's gradient sum."""
     ro = make_rollout(seed=2)
     adv = group_advantages(ro.rewards, ro.group_size)
     full = _full(ro, adv, agg, OPTIONS[1])
     B = ro.mask.shape[0]
     for world in (1, 2, 4):
         ranks = [list(range(r, B, world)) for r in range(world)]
-        per_rank = [_accumulated(ro, adv, agg, OPTIONS[1], [rows[: 2], rows[2:]], scale=world) for rows in ranks]
+        W = sum(get_aggregation(agg).weight(ro.mask[torch.tensor(rows)]) for rows in ranks)  # the all-reduce
+        per_rank = [_accumulated(ro, adv, agg, OPTIONS[1], [rows[: 2], rows[2:]], scale=world, total_weight=W)
+                    for rows in ranks]
         averaged = [sum(gs) / world for gs in zip(*(g for _, g in per_rank))]
         _assert_same((sum(l for l, _ in per_rank), averaged), full)
 
@@ -136,17 +144,17 @@ def test_constant_normaliser_uses_max_len_not_width():
 
 
 def test_merged_micro_batch_metrics_equal_full_batch_metrics():
-    from r1lab.algo import merge_metrics
-
+    """The loop's metric merge (token-weighted for token_mean) gives the full batch's metrics."""
     ro = make_rollout(seed=1)
     adv = group_advantages(ro.rewards, ro.group_size)
     opts = dict(beta=0.05, kl="k3", dual_clip=3.0)
     _, full = _loss(ToyPolicy(), ro, adv, "token_mean", opts)
-    parts = []
+    parts, weights = [], []
     for rows in ([0, 5, 7], [1, 2, 3, 4], [6, 8, 9, 10, 11]):
         idx = torch.tensor(rows)
         parts.append(_loss(ToyPolicy(), ro.rows(idx), adv[idx], "token_mean", opts)[1])
-    merged = merge_metrics(parts)
+        weights.append(get_aggregation("token_mean").weight(ro.mask[idx]))
+    merged = aggregate_metrics(parts, weights)
     assert merged.keys() == full.keys()
     for key in full:
         assert merged[key] == pytest.approx(full[key], abs=1e-12), key

@@ -7,7 +7,8 @@ import pytest
 import torch
 from algo_toy import ToyPolicy
 
-from r1lab.algo import batch_normalisers, group_advantages, kl_estimate, policy_loss
+from r1lab.algo import group_advantages, kl_estimate, policy_loss
+from r1lab.algo.aggregation import count_sequences, count_tokens
 
 D = torch.float64
 
@@ -83,7 +84,7 @@ def test_on_policy_ratio_is_one_and_gradient_is_reinforce(rollout):
         ref_pol = ToyPolicy()
         lp = ref_pol(rollout.inputs, rollout.targets)
         weighted = -(adv[:, None] * lp * rollout.mask)  # REINFORCE with a group baseline
-        n_tok, n_seq = batch_normalisers(rollout.mask)
+        n_tok, n_seq = count_tokens(rollout.mask), count_sequences(rollout.mask)
         if agg == "seq_mean":
             reinforce = (weighted.sum(1) / rollout.mask.sum(1)).sum() / n_seq
         elif agg == "token_mean":
@@ -100,14 +101,12 @@ def test_on_policy_ratio_is_one_and_gradient_is_reinforce(rollout):
 
 def test_zero_spread_group_gives_zero_gradient(rollout):
     adv = group_advantages(rollout.rewards, rollout.group_size)
-    n_tok, n_seq = batch_normalisers(rollout.mask)
     flat = rollout.rows(slice(0, rollout.group_size))  # the group whose rewards are all 0.1
     pol = ToyPolicy()
     for agg in ("seq_mean", "token_mean"):
         pol.zero_grad()
         logp = pol(flat.inputs, flat.targets)
-        loss, _ = policy_loss(logp, flat.old_logp, adv[: rollout.group_size], flat.mask, agg=agg,
-                              global_tokens=n_tok, global_seqs=n_seq)
+        loss, _ = policy_loss(logp, flat.old_logp, adv[: rollout.group_size], flat.mask, agg=agg)
         loss.backward()
         assert loss.item() == 0.0
         assert all(torch.count_nonzero(g) == 0 for g in pol.grads())

@@ -5,9 +5,15 @@ import math
 import pytest
 import torch
 
-from r1lab.algo import ObjectiveConfig, get_preset, list_presets, policy_loss, register_preset
-from r1lab.errors import ConfigError
+from r1lab.algo import (
+    ObjectiveConfig,
+    get_preset,
+    list_presets,
+    policy_loss,
+    register_preset,
+)
 from r1lab.config import validate
+from r1lab.errors import ConfigError
 
 D = torch.float64
 # One group of two completions: rewards 1 and 0. Row 0 ratios 1.1, 1.5, 0.9; row 1 ratios 0.7, 1.0 (+ a pad).

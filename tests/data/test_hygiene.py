@@ -3,8 +3,15 @@
 import pytest
 
 from r1lab.data import load_task
-from r1lab.data.hygiene import (dedup_exact, dedup_near, decontaminate, filter_by_pass_rate, jaccard, ngrams,
-                                words)
+from r1lab.data.hygiene import (
+    decontaminate,
+    dedup_exact,
+    dedup_near,
+    filter_by_pass_rate,
+    jaccard,
+    ngrams,
+    words,
+)
 from r1lab.errors import DataError
 
 

@@ -5,8 +5,15 @@ import json
 import pytest
 
 from r1lab.data import build_corpus
-from r1lab.data.tokenizer import (BOS, EOS, PAD, SPECIAL_TOKENS, load_tokenizer, save_tokenizer,
-                                  train_tokenizer)
+from r1lab.data.tokenizer import (
+    BOS,
+    EOS,
+    PAD,
+    SPECIAL_TOKENS,
+    load_tokenizer,
+    save_tokenizer,
+    train_tokenizer,
+)
 from r1lab.errors import DataError
 
 

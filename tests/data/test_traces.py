@@ -5,7 +5,14 @@ from collections import Counter
 
 import pytest
 
-from r1lab.data import build_corpus, cold_start_records, get_task, get_template, load_task, verify_answer
+from r1lab.data import (
+    build_corpus,
+    cold_start_records,
+    get_task,
+    get_template,
+    load_task,
+    verify_answer,
+)
 from r1lab.data.traces import REFLECT_PHRASE, final_answer, style_counts, write_trace
 from r1lab.errors import DataError
 

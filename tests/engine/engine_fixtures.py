@@ -27,7 +27,12 @@ VOCAB = 2 + len(CHARS)
 
 def tiny_llama(vocab_size: int = VOCAB, seed: int = 0, model_type: str = "llama"):
     """A randomly initialised 2-layer Llama (GQA 4:2) or Qwen2 (q/k/v biases) in eval mode."""
-    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+    from transformers import (
+        LlamaConfig,
+        LlamaForCausalLM,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
 
     common = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,

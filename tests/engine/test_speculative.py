@@ -8,11 +8,10 @@ import itertools
 
 import pytest
 import torch
+from engine_fixtures import single_thread, tiny_r1lab  # noqa: F401  (autouse)
 
 from r1lab.engine import SamplingParams, make_sampler
 from r1lab.engine.sampling import model_logprobs, policy_logprobs
-
-from engine_fixtures import tiny_r1lab, single_thread  # noqa: F401  (autouse)
 
 PROMPTS = [[3, 4, 5, 6, 7], [8, 9], [10, 11, 12, 13]]
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from engine_fixtures import char_tokenizer, single_thread, tiny_llama, tiny_r1lab  # noqa: F401  (autouse)
 
 from r1lab.engine import SamplingParams, make_sampler
 from r1lab.errors import ConfigError
-
-from engine_fixtures import char_tokenizer, tiny_llama, tiny_r1lab, single_thread  # noqa: F401  (autouse)
 
 PROMPTS = ["the cat sat", "a dog", "on the mat, then"]
 

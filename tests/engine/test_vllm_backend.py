@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from engine_fixtures import single_thread, tiny_llama  # noqa: F401  (autouse)
 
 from r1lab.engine import SamplingParams, make_sampler
-from r1lab.engine.vllm_backend import BackendUnavailable, to_vllm_params, vllm_unavailable_reason
+from r1lab.engine.vllm_backend import (
+    BackendUnavailable,
+    to_vllm_params,
+    vllm_unavailable_reason,
+)
 from r1lab.errors import R1labError
-
-from engine_fixtures import tiny_llama, single_thread  # noqa: F401  (autouse)
 
 REASON = vllm_unavailable_reason()
 

@@ -5,7 +5,13 @@ import torch
 
 import r1lab.fp8.gemm as gemm
 from r1lab.fp8.gemm import emulated_scaled_mm, scaled_mm
-from r1lab.fp8.quant import FP8_DTYPE, dequantize_blocks, dequantize_tiles, quantize_blocks, quantize_tiles
+from r1lab.fp8.quant import (
+    FP8_DTYPE,
+    dequantize_blocks,
+    dequantize_tiles,
+    quantize_blocks,
+    quantize_tiles,
+)
 
 B = 32
 

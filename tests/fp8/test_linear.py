@@ -5,7 +5,12 @@ import torch
 import torch.nn as nn
 
 from r1lab.fp8.linear import Fp8Linear, Fp8Recipe, fp8_grouped_mm, fp8_linear
-from r1lab.fp8.quant import dequantize_blocks, dequantize_tiles, quantize_blocks, quantize_tiles
+from r1lab.fp8.quant import (
+    dequantize_blocks,
+    dequantize_tiles,
+    quantize_blocks,
+    quantize_tiles,
+)
 
 B = 32
 RECIPE = Fp8Recipe(block_size=B)

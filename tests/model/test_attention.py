@@ -2,13 +2,12 @@
 
 import pytest
 import torch
+from conftest import tiny_config
 
 from r1lab.model import Transformer
 from r1lab.model.accounting import kv_cache_elements_per_token, model_stats
 from r1lab.model.attention import MLA, build_attention_mask
 from r1lab.model.rope import rope_cos_sin, rope_inv_freq
-
-from conftest import tiny_config
 
 TOL = 1e-5
 

@@ -5,13 +5,12 @@ import logging
 
 import pytest
 import torch
+from conftest import tiny_config
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, DeepseekV3Config, DeepseekV3ForCausalLM
 
 from r1lab.errors import CheckpointError
 from r1lab.model import Transformer
-
-from conftest import tiny_config
 
 TOL = 1e-4
 YARN = {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "original_max_position_embeddings": 16,

@@ -2,10 +2,10 @@
 
 import json
 
+from conftest import tiny_config
+
 from r1lab.cli import main
 from r1lab.model import Transformer
-
-from conftest import tiny_config
 
 
 def test_model_info_json_for_v3_preset(capsys):

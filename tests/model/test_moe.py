@@ -3,12 +3,17 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import tiny_config
 
 from r1lab.model import Transformer
 from r1lab.model.linear import grouped_mm_reference
-from r1lab.model.moe import MoE, bias_update, max_violation, route, sequence_balance_loss
-
-from conftest import tiny_config
+from r1lab.model.moe import (
+    MoE,
+    bias_update,
+    max_violation,
+    route,
+    sequence_balance_loss,
+)
 
 ROUTE = dict(top_k=2, n_group=4, topk_group=2, route_scale=2.5, renormalize=True)
 

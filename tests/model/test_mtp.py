@@ -2,12 +2,11 @@
 
 import torch
 import torch.nn.functional as F
+from conftest import tiny_config
 
 from r1lab.model import IGNORE_INDEX, Transformer
 from r1lab.model.mtp import shift_left
 from r1lab.model.rope import rope_cos_sin
-
-from conftest import tiny_config
 
 
 def test_shift_left_fills_the_tail():

@@ -5,7 +5,12 @@ import math
 import torch
 
 from r1lab.model import ModelConfig
-from r1lab.model.rope import apply_rope, rope_cos_sin, rope_inv_freq, yarn_correction_range
+from r1lab.model.rope import (
+    apply_rope,
+    rope_cos_sin,
+    rope_inv_freq,
+    yarn_correction_range,
+)
 
 
 def complex_reference(x: torch.Tensor, positions: torch.Tensor, inv_freq: torch.Tensor) -> torch.Tensor:

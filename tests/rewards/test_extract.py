@@ -6,8 +6,8 @@ from fractions import Fraction
 
 import pytest
 
-from r1lab.rewards import canonical_answer, extract_answer
 from r1lab.data.answer import exact_number, last_boxed
+from r1lab.rewards import canonical_answer, extract_answer
 
 
 @pytest.mark.parametrize(

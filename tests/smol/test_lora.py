@@ -18,9 +18,15 @@ from r1lab.config import read_yaml, validate
 from r1lab.engine import SamplingParams, make_sampler
 from r1lab.errors import CheckpointError, ConfigError, R1labError
 from r1lab.train.core.checkpoint import load_weights, save_weights
-from r1lab.train.core.lora import ADAPTER_DIR, LoraSpec, adapters_disabled, apply_lora, has_lora
-from r1lab.train.rl.forward import completion_logprobs, forward_outputs
+from r1lab.train.core.lora import (
+    ADAPTER_DIR,
+    LoraSpec,
+    adapters_disabled,
+    apply_lora,
+    has_lora,
+)
 from r1lab.train.rl.batch import build_rollout
+from r1lab.train.rl.forward import completion_logprobs, forward_outputs
 
 peft = pytest.importorskip("peft")
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

@@ -10,8 +10,12 @@ import torch
 
 from r1lab.algo import token_entropy, token_logprobs
 from r1lab.train.rl import shared_prefix
-from r1lab.train.rl.forward import completion_logprobs, forward_outputs, gather_positions
 from r1lab.train.rl.batch import build_rollout
+from r1lab.train.rl.forward import (
+    completion_logprobs,
+    forward_outputs,
+    gather_positions,
+)
 
 
 @pytest.fixture(scope="module")

@@ -61,7 +61,7 @@ def script_for(problems):
 
 def cfg(tmp_path, **over):
     return RejectionConfig.model_validate({"checkpoint": "ckpt-x", "data": {"task": "arith", "template": "plain"},
-                                           "n": 7, "out": str(tmp_path / "rs.jsonl"), "dedup": "exact", **over})
+                                           "n": 7, "out": str(tmp_path / "rs.jsonl"), "dedup": {"exact": True, "near": False}, **over})
 
 
 def test_only_verified_well_formed_single_language_completions_are_kept(tmp_path, problems):
@@ -107,7 +107,7 @@ def test_real_engine_run_is_deterministic_and_accounts_for_every_sample(tmp_path
     problems = load_task("arith", "train", 4, 0)
     outs = []
     for name in ("a", "b"):
-        c = cfg(tmp_path, n=3, max_new_tokens=12, out=str(tmp_path / name / "rs.jsonl"), dedup="near")
+        c = cfg(tmp_path, n=3, max_new_tokens=12, out=str(tmp_path / name / "rs.jsonl"), dedup={"exact": False, "near": True})
         res = sample(c, model=tiny_llama(len(tok)), tokenizer=tok, records=problems)
         counts = res.counts
         assert counts["sampled"] == 12

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from train_hf_toy import addition_records, tiny_llama, tiny_tokenizer
 
 from r1lab.train.rl import RLConfig, RLStage, frozen_copy, rollout_dtype
-
-from train_hf_toy import addition_records, tiny_llama, tiny_tokenizer
 
 
 @pytest.mark.parametrize(("dtype", "precision", "expected"), [

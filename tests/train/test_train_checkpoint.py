@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from train_toy import Toy, batch_for, mse, run_killable, toy_stage
 
 from r1lab.errors import CheckpointError
 from r1lab.train import TrainConfig, train
 from r1lab.train.core.checkpoint import load_weights
 from r1lab.train.core.metrics_log import read_metrics
 from r1lab.train.core.state_io import load_state, save_state
-from train_toy import Toy, batch_for, mse, run_killable, toy_stage
 
 HERE = Path(__file__).parent
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from train_hf_toy import addition_records, tiny_llama, tiny_tokenizer
 
 from r1lab.cli import main
 from r1lab.train.core.metrics_log import read_metrics
-from train_hf_toy import addition_records, tiny_llama, tiny_tokenizer
 
 
 def _error_line(capsys) -> str:

@@ -7,13 +7,13 @@ import math
 
 import pytest
 import torch
+from train_hf_toy import addition_records, tiny_llama, tiny_tokenizer
 
 from r1lab.errors import ConfigError
 from r1lab.train import TrainConfig
-from r1lab.train.stages.distill import DistillConfig, distill, forward_kl
 from r1lab.train.core.metrics_log import read_metrics
+from r1lab.train.stages.distill import DistillConfig, distill, forward_kl
 from r1lab.train.stages.sft import SFTDataConfig
-from train_hf_toy import addition_records, tiny_llama, tiny_tokenizer
 
 
 def test_forward_kl_closed_form_two_tokens():

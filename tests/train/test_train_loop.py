@@ -7,14 +7,18 @@ import math
 import pytest
 import torch
 from torch import nn
+from train_toy import Toy, batch_for, mse, toy_stage
 
 from r1lab.train import FunctionStage, HealthAlarm, TrainConfig, train
 from r1lab.train.core.checkpoint import checkpoint_step
-from r1lab.train.core.loop import accumulate_gradients, aggregate_metrics, clip_gradients
+from r1lab.train.core.loop import (
+    accumulate_gradients,
+    aggregate_metrics,
+    clip_gradients,
+)
 from r1lab.train.core.metrics_log import read_metrics
 from r1lab.train.core.optim import decay_split
 from r1lab.train.core.schedule import lr_factor
-from train_toy import Toy, batch_for, mse, toy_stage
 
 
 def cfg(tmp_path, **kw) -> TrainConfig:

@@ -8,15 +8,20 @@ import pytest
 import torch
 
 from r1lab.data import build_corpus
+from r1lab.data.tokenizer import load_tokenizer
 from r1lab.model import Transformer
 from r1lab.train import TrainConfig
 from r1lab.train.core.metrics_log import read_metrics
 from r1lab.train.core.model_spec import ModelSpec
-from r1lab.train.stages.packing import epoch_order, global_rows, stream_rows
-from r1lab.data.tokenizer import load_tokenizer
 from r1lab.train.core.moe_metrics import moe_metrics
-from r1lab.train.stages.pretrain import (CorpusConfig, PretrainConfig, PretrainStage, pretrain,
-                                  tokenize_documents)
+from r1lab.train.stages.packing import epoch_order, global_rows, stream_rows
+from r1lab.train.stages.pretrain import (
+    CorpusConfig,
+    PretrainConfig,
+    PretrainStage,
+    pretrain,
+    tokenize_documents,
+)
 
 SMALL_TINY = dict(dim=64, inter_dim=128, moe_inter_dim=32, n_layers=2, q_lora_rank=32, kv_lora_rank=32,
                   qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16)

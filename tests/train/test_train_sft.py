@@ -7,13 +7,18 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from train_hf_toy import WORDS, addition_records, tiny_llama, tiny_tokenizer
 
 from r1lab.train import TrainConfig
-from r1lab.train.stages.lm_loss import causal_lm_loss, supports_packed_positions
 from r1lab.train.core.metrics_log import read_metrics
-from r1lab.train.stages.packing import IGNORE_INDEX, collate_rows, pack_examples, sft_example
+from r1lab.train.stages.lm_loss import causal_lm_loss, supports_packed_positions
+from r1lab.train.stages.packing import (
+    IGNORE_INDEX,
+    collate_rows,
+    pack_examples,
+    sft_example,
+)
 from r1lab.train.stages.sft import SFTConfig, SFTDataConfig, sft, tokenize_records
-from train_hf_toy import addition_records, tiny_llama, tiny_tokenizer, WORDS
 
 
 def test_prompt_positions_get_ignore_labels_and_truncation_keeps_the_prompt():

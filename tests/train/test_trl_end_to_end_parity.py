@@ -23,13 +23,13 @@ from typing import Any
 
 import pytest
 import torch
+from rl_toy import char_tokenizer
 
 from r1lab.algo import get_preset
 from r1lab.engine.params import Completion
 from r1lab.recipe.trl_objective import trl_objective
 from r1lab.train.core.loop import accumulate_gradients
 from r1lab.train.rl import RLConfig, RLStage, frozen_copy
-from rl_toy import char_tokenizer
 
 trl = pytest.importorskip("trl")
 

@@ -10,7 +10,6 @@ from r1lab.algo.advantages import (
     zero_spread_groups,
 )
 from r1lab.algo.aggregation import (
-    batch_normalisers,
     get_aggregation,
     list_aggregations,
     register_aggregation,
@@ -20,7 +19,7 @@ from r1lab.algo.gae import gae, outcome_token_rewards, whiten
 from r1lab.algo.kl import kl_estimate
 from r1lab.algo.logprobs import selected_logprobs, token_entropy, token_logprobs
 from r1lab.algo.overlong import mask_truncated
-from r1lab.algo.policy_loss import merge_metrics, policy_loss
+from r1lab.algo.policy_loss import policy_loss
 from r1lab.algo.presets import (
     ObjectiveConfig,
     get_preset,
@@ -30,9 +29,9 @@ from r1lab.algo.presets import (
 from r1lab.algo.value_loss import value_loss
 
 __all__ = [
-    "FillResult", "ObjectiveConfig", "batch_normalisers", "fill_batch", "gae", "get_advantage",
+    "FillResult", "ObjectiveConfig", "fill_batch", "gae", "get_advantage",
     "get_aggregation", "get_preset", "group_advantages", "has_reward_spread", "kl_estimate",
-    "list_advantages", "list_aggregations", "list_presets", "mask_truncated", "merge_metrics",
+    "list_advantages", "list_aggregations", "list_presets", "mask_truncated",
     "outcome_token_rewards", "policy_loss", "register_advantage", "register_aggregation",
     "register_preset", "rloo_advantages", "selected_logprobs", "token_entropy", "token_logprobs", "value_loss",
     "whiten",

@@ -1,10 +1,10 @@
 """Loss aggregation: how masked per-token losses become one scalar (the #1 source of divergence between
 GRPO implementations; docs/RL.md §5).
 
-Every invariant scheme divides by a normaliser of the whole *step batch* (all micro-batches, accumulation
-steps and ranks), passed in as `global_tokens` / `global_seqs`. Each micro-batch then returns its share
-`S_local / normaliser`, and the shares sum to the full-batch loss whatever the split. Left as None, the
-normalisers are counted on the tensors given, which is right when they are the whole step batch.
+Each scheme normalises over the tensors it is given. An invariant scheme still gives the step batch's loss under
+any micro-batch split, because the training loop weighs each micro-batch's loss by `Aggregation.weight(mask)`
+(its count in the scheme's normaliser: tokens or sequences) over the step batch's total weight, all-reduced over
+ranks: `Σ_k w_k/W · S_k/w_k = S/W`.
 
 A "sequence" is a row with at least one unmasked token: a fully masked row (e.g. a truncated completion
 under overlong filtering) is as if it were absent.
@@ -48,7 +48,7 @@ _AGGREGATIONS: dict[str, Aggregation] = {}
 
 def register_aggregation(name: str, *, invariant: bool = True,
                          weight: WeightFn = count_sequences) -> Callable[[AggregateFn], AggregateFn]:
-    """Decorator: `fn(loss[B,T], mask[B,T], *, max_len, global_tokens, global_seqs) -> scalar`.
+    """Decorator: `fn(loss[B,T], mask[B,T], *, max_len) -> scalar`.
 
     `weight(mask)` is a micro-batch's count in the scheme's normaliser (sequences by default, tokens for a token
     mean): the training loop weighs each micro-batch's loss by it, so the micro-batch losses add up to the step
@@ -73,52 +73,36 @@ def list_aggregations() -> list[str]:
     return sorted(_AGGREGATIONS)
 
 
-def batch_normalisers(mask: torch.Tensor) -> tuple[int, int]:
-    """(tokens, sequences) of a step batch's mask[B,T]: the `global_tokens` / `global_seqs` to pass on."""
-    m = mask.to(torch.bool)
-    return int(m.sum()), int(m.any(dim=-1).sum())
-
-
-def _count(mask: torch.Tensor, given: int | float | None, what: str) -> float:
-    if given is not None:
-        return float(given)
-    m = mask.to(torch.bool)
-    return float(m.sum() if what == "tokens" else m.any(dim=-1).sum())
-
-
 @register_aggregation("seq_mean")
-def seq_mean(loss, mask, *, max_len=None, global_tokens=None, global_seqs=None):
+def seq_mean(loss, mask, *, max_len=None):
     """(1/B) sum_i (1/|o_i|) sum_t m*l: every sequence weighs the same (GRPO paper, R1, TRL `grpo`)."""
     m = mask.to(loss.dtype)
     per_seq = (loss * m).sum(-1) / m.sum(-1).clamp(min=1.0)  # [B]
-    return per_seq.sum() / max(_count(mask, global_seqs, "seqs"), 1.0)
+    return per_seq.sum() / max(count_sequences(mask), 1.0)
 
 
 @register_aggregation("token_mean", weight=count_tokens)
-def token_mean(loss, mask, *, max_len=None, global_tokens=None, global_seqs=None):
+def token_mean(loss, mask, *, max_len=None):
     """sum m*l / N_tok over the step batch: every token weighs the same (DAPO, TRL `dapo`)."""
     m = mask.to(loss.dtype)
-    return (loss * m).sum() / max(_count(mask, global_tokens, "tokens"), 1.0)
+    return (loss * m).sum() / max(count_tokens(mask), 1.0)
 
 
 @register_aggregation("constant")
-def constant(loss, mask, *, max_len=None, global_tokens=None, global_seqs=None):
+def constant(loss, mask, *, max_len=None):
     """sum m*l / (B * L_max) with the configured L_max, never the padded width (Dr. GRPO)."""
     if max_len is None or max_len <= 0:
         raise ValueError("agg='constant' needs max_len (the configured maximum completion length)")
     m = mask.to(loss.dtype)
-    return (loss * m).sum() / (max(_count(mask, global_seqs, "seqs"), 1.0) * float(max_len))
+    return (loss * m).sum() / (max(count_sequences(mask), 1.0) * float(max_len))
 
 
 @register_aggregation("token_mean_local", invariant=False, weight=any_tokens)
-def token_mean_local(loss, mask, *, max_len=None, global_tokens=None, global_seqs=None):
+def token_mean_local(loss, mask, *, max_len=None):
     """sum m*l / local N_tok per micro-batch (TRL `bnpo`): NOT invariant to how tokens are split.
 
-    Micro-batches are weighted by their share of the step batch's sequences, which is TRL's "average over
-    accumulation steps" when micro-batches hold equal numbers of sequences.
+    The loop averages the micro-batch losses (weight 1 each, `any_tokens`), which is TRL's "average over
+    accumulation steps".
     """
     m = mask.to(loss.dtype)
-    local = (loss * m).sum() / m.sum().clamp(min=1.0)
-    if global_seqs is None:
-        return local
-    return local * _count(mask, None, "seqs") / max(float(global_seqs), 1.0)
+    return (loss * m).sum() / m.sum().clamp(min=1.0)

@@ -34,19 +34,17 @@ def policy_loss(
     kl: KLKind = "k3",
     agg: str = "seq_mean",
     max_len: int | None = None,
-    global_tokens: int | None = None,
-    global_seqs: int | None = None,
     kl_ratio_correction: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss and token-averaged metrics for one (micro-)batch.
 
     logp, old_logp, ref_logp, mask: [B, T] over completion tokens (mask 1 on tokens that count);
     advantages: [B] (outcome, broadcast over tokens) or [B, T] (per token, e.g. GAE).
-    eps_low / eps_high = None disables that side of the clip (REINFORCE). With micro-batching pass the
-    step batch's `global_tokens` / `global_seqs` (see `batch_normalisers`) and sum the returned losses.
+    eps_low / eps_high = None disables that side of the clip (REINFORCE). Normalisers are those of the tensors
+    given; the training loop weighs micro-batches by `Aggregation.weight` to get the step batch's loss.
     `kl_ratio_correction` multiplies the KL term by rho (TRL `use_bias_correction_kl`) for mu > 1.
-    Metrics carry `num_tokens` so `merge_metrics` can combine micro-batches (names follow the shared
-    loop's convention: `num_*` summed, `*_min` / `*_max` extremes, the rest token-weighted means).
+    Metric names follow the shared loop's convention (`num_*` summed over micro-batches, `*_min` / `*_max`
+    extremes, the rest weighted means).
     """
     if logp.shape != old_logp.shape or logp.shape != mask.shape:
         raise ValueError(f"logp {tuple(logp.shape)}, old_logp {tuple(old_logp.shape)} and mask {tuple(mask.shape)} must match")
@@ -79,7 +77,7 @@ def policy_loss(
             per_token = per_token + beta * (kl_tok * ratio if kl_ratio_correction else kl_tok)
 
     scheme = get_aggregation(agg)
-    loss = scheme.fn(per_token, mask, max_len=max_len, global_tokens=global_tokens, global_seqs=global_seqs)
+    loss = scheme.fn(per_token, mask, max_len=max_len)
 
     with torch.no_grad():
         n = float(m.sum())
@@ -104,24 +102,3 @@ def policy_loss(
         if kl_tok is not None:
             metrics["kl"] = _masked_mean(kl_tok.detach(), m, n)
     return loss, metrics
-
-
-def merge_metrics(parts: list[dict[str, float]]) -> dict[str, float]:
-    """Combine per-micro-batch metrics into step-batch metrics: `num_*` summed, `*_min` / `*_max` extremes,
-    everything else weighted by `num_tokens`."""
-    live = [p for p in parts if p.get("num_tokens", 0) > 0] or parts[:1]
-    if not live:
-        return {}
-    total = sum(p["num_tokens"] for p in live)
-    out: dict[str, float] = {}
-    for key in live[0]:
-        vals = [p[key] for p in live if key in p]
-        if key.startswith("num_"):
-            out[key] = sum(p[key] for p in parts if key in p)
-        elif key.endswith("_min"):
-            out[key] = min(vals)
-        elif key.endswith("_max"):
-            out[key] = max(vals)
-        else:
-            out[key] = sum(p[key] * p["num_tokens"] for p in live if key in p) / total if total else vals[0]
-    return out

@@ -18,8 +18,6 @@ def value_loss(
     *,
     clip_eps: float | None = 0.2,
     agg: str = "token_mean",
-    global_tokens: int | None = None,
-    global_seqs: int | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss and metrics (`vf_clipfrac`: share of tokens where the clipped branch is the larger, `num_tokens`)."""
     values = values.float() if values.dtype != torch.float64 else values
@@ -33,7 +31,7 @@ def value_loss(
         clipped = (v_clip - returns).square()
         per_token = 0.5 * torch.maximum(unclipped, clipped)
         clipped_more = clipped > unclipped
-    loss = get_aggregation(agg).fn(per_token, mask, max_len=None, global_tokens=global_tokens, global_seqs=global_seqs)
+    loss = get_aggregation(agg).fn(per_token, mask, max_len=None)
     with torch.no_grad():
         m = mask.to(values.dtype)
         n = float(m.sum())

@@ -14,27 +14,13 @@ from pydantic import Field
 from r1lab.atomic import atomic_write_jsonl
 from r1lab.config import StrictModel
 from r1lab.data import hygiene
+from r1lab.data.hygiene import DedupConfig, EvalSetConfig
 from r1lab.data.tasks import get_task, load_task
 from r1lab.data.templates import TEMPLATE_NAMES, get_template
 from r1lab.data.tokenizer import load_tokenizer
 from r1lab.data.traces import cold_start_from_records, corpus_from_records
 from r1lab.errors import DataError
 from r1lab.jsonl import read_jsonl
-
-
-class DedupConfig(StrictModel):
-    exact: bool = Field(True, description="drop exact duplicates of the canonical prompt")
-    near: bool = Field(False, description="drop near duplicates (MinHash + exact Jaccard on word n-grams)")
-    threshold: float = Field(0.85, ge=0.0, le=1.0, description="Jaccard at or above which two prompts are near duplicates")
-    ngram: int = Field(5, ge=1, description="word n-gram size for near-duplicate shingles")
-
-
-class EvalSetConfig(StrictModel):
-    task: str | dict[str, Any] | None = Field(None, description="task whose split is held out (or use path)")
-    split: str = Field("test", description="split of that task")
-    size: int = Field(500, ge=0, description="how many evaluation problems")
-    seed: int = Field(0, description="seed of the evaluation set")
-    path: str | None = Field(None, description="JSONL of evaluation records with a 'prompt' field, instead of task")
 
 
 class DecontaminateConfig(StrictModel):
@@ -69,14 +55,6 @@ def _read_jsonl(path: str) -> list[dict]:
     return read_jsonl(path).objects()
 
 
-def _eval_records(cfg: EvalSetConfig) -> list[dict]:
-    if (cfg.task is None) == (cfg.path is None):
-        raise DataError("decontaminate.against: give exactly one of 'task' or 'path' per evaluation set")
-    if cfg.path is not None:
-        return _read_jsonl(cfg.path)
-    return load_task(cfg.task, cfg.split, cfg.size, cfg.seed)
-
-
 def build_dataset(cfg: DataBuildConfig, tokenizer: Any = None) -> tuple[list[dict], dict[str, int]]:
     """Records of `cfg.kind` and the counts of every step (loaded, removed per reason, written)."""
     if cfg.template is not None and cfg.template not in TEMPLATE_NAMES:
@@ -95,7 +73,7 @@ def build_dataset(cfg: DataBuildConfig, tokenizer: Any = None) -> tuple[list[dic
     for i, ev in enumerate(cfg.decontaminate.against):
         label = ev.path or f"{ev.task}:{ev.split}:{ev.size}:{ev.seed}"
         steps.append(lambda rs, ev=ev, label=label: hygiene.decontaminate(
-            rs, _eval_records(ev), n=cfg.decontaminate.n, label=label))
+            rs, hygiene.eval_records(ev), n=cfg.decontaminate.n, label=label))
     if cfg.difficulty is not None:
         rates = {str(r["id"]): float(r["pass_rate"]) for r in _read_jsonl(cfg.difficulty.pass_rates)
                  if "id" in r and "pass_rate" in r}

@@ -13,9 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
+from pydantic import Field
 
+from r1lab.config import StrictModel
 from r1lab.data.records import canonical_text
+from r1lab.data.tasks import load_task
 from r1lab.errors import DataError
+from r1lab.jsonl import read_jsonl
 
 _WORD = re.compile(r"\w+|[^\w\s]")
 
@@ -224,3 +228,49 @@ def filter_by_pass_rate(
         kept.append(_with_provenance(r, {"step": "filter_by_pass_rate", "pass_rate": rate,
                                          "min_rate": min_rate, "max_rate": max_rate, "strict": strict}))
     return HygieneResult(kept, removed, counts)
+
+
+class DedupConfig(StrictModel):
+    """Which duplicates to drop, the same shape wherever records are deduplicated (data build, rejection sampling)."""
+
+    exact: bool = Field(True, description="drop exact duplicates of the canonical text")
+    near: bool = Field(False, description="drop near duplicates (MinHash + exact Jaccard on word n-grams)")
+    threshold: float = Field(0.85, ge=0.0, le=1.0, description="Jaccard at or above which two texts are near duplicates")
+    ngram: int = Field(5, ge=1, description="word n-gram size for near-duplicate shingles")
+
+
+def deduplicate(records: list[dict], cfg: DedupConfig, key: str = "prompt") -> HygieneResult:
+    """Exact, then near deduplication on `key`, as `cfg` asks; removals and counts of both steps together."""
+    out = HygieneResult(records=list(records))
+    steps = ([lambda rs: dedup_exact(rs, key=key)] if cfg.exact else []) + \
+        ([lambda rs: dedup_near(rs, key=key, threshold=cfg.threshold, ngram=cfg.ngram)] if cfg.near else [])
+    for step in steps:
+        res = step(out.records)
+        out.records, out.removed = res.records, out.removed + res.removed
+        for k, v in res.counts.items():
+            out.counts[k] = out.counts.get(k, 0) + v
+    return out
+
+
+class EvalSetConfig(StrictModel):
+    """Evaluation problems to keep out of training data: a task split, or a JSONL file with a `prompt` per line."""
+
+    task: str | dict[str, Any] | None = Field(None, description="task whose split is held out (or use path)")
+    split: str = Field("test", description="split of that task")
+    size: int = Field(500, ge=1, description="how many evaluation problems")
+    seed: int = Field(0, description="seed of the evaluation set")
+    path: str | None = Field(None, description="JSONL of evaluation records with a 'prompt' field, instead of task")
+
+
+def eval_records(spec: EvalSetConfig) -> list[dict]:
+    """The evaluation set's records (each with a `prompt`); one-line DataError naming what is wrong."""
+    if (spec.task is None) == (spec.path is None):
+        raise DataError("decontaminate: give exactly one of 'task' or 'path' per evaluation set")
+    if spec.task is not None:
+        return load_task(spec.task, spec.split, spec.size, spec.seed)
+    records = read_jsonl(spec.path).objects()
+    for i, r in enumerate(records, 1):
+        if not isinstance(r.get("prompt"), str):
+            raise DataError(f"{spec.path}: record {i} has no 'prompt' text")
+    return records
+

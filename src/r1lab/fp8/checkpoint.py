@@ -13,7 +13,6 @@ Conversion streams shard by shard and writes the destination atomically.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,6 +21,13 @@ from typing import Any, Iterable
 import torch
 
 from r1lab.atomic import atomic_directory, atomic_write_json
+from r1lab.checkpoint_files import (
+    CONFIG_NAME,
+    INDEX_NAME,
+    read_config_json,
+    read_safetensors,
+    weight_files,
+)
 from r1lab.errors import CheckpointError
 from r1lab.fp8.policy import is_fp8_checkpoint_key
 from r1lab.fp8.quant import (
@@ -32,8 +38,6 @@ from r1lab.fp8.quant import (
     quantize_blocks,
 )
 
-CONFIG_NAME = "config.json"
-INDEX_NAME = "model.safetensors.index.json"
 SCALE_SUFFIX = "_scale_inv"  # "X.weight" + SCALE_SUFFIX
 KEEP_FP32 = ("mlp.gate.weight", "e_score_correction_bias")  # router logits are computed in fp32
 FLOAT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -113,41 +117,6 @@ def _dequantize_one(key: str, w: torch.Tensor, scale: torch.Tensor, block: int |
 
 
 # ------------------------------------------------------------------------------------------------ directories
-def _weight_files(path: Path) -> list[str]:
-    index = path / INDEX_NAME
-    if index.is_file():
-        try:
-            return sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        except (ValueError, KeyError) as e:
-            raise CheckpointError(f"{index}: not a safetensors index ({e})") from None
-    files = sorted(p.name for p in path.glob("*.safetensors"))
-    if not files:
-        raise CheckpointError(f"{path}: no *.safetensors weights found")
-    return files
-
-
-def _read_file(file: Path) -> dict[str, torch.Tensor]:
-    from safetensors import safe_open
-
-    if not file.is_file():
-        raise CheckpointError(f"{file}: listed in {INDEX_NAME} but missing")
-    try:
-        with safe_open(str(file), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
-        raise CheckpointError(f"{file}: unreadable safetensors file ({str(e).splitlines()[0]})") from None
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    file = path / CONFIG_NAME
-    if not file.is_file():
-        raise CheckpointError(f"{file}: not found (expected a Hugging Face/r1lab checkpoint directory)")
-    try:
-        return json.loads(file.read_text())
-    except ValueError as e:
-        raise CheckpointError(f"{file}: invalid JSON ({e})") from None
-
-
 def convert_checkpoint(
     src: str | Path, dst: str | Path, to: str, *, block: int = DEFAULT_BLOCK, pow2: bool = False
 ) -> dict[str, int]:
@@ -162,17 +131,17 @@ def convert_checkpoint(
         raise CheckpointError(f"convert --to {to!r}: expected one of {', '.join(TARGETS)}")
     if src.resolve() == dst.resolve():
         raise CheckpointError(f"{dst}: destination must differ from the source directory")
-    config = _read_config(src)
+    config = read_config_json(src)[1]
     old_q = config.get("quantization_config") or {}
     src_block = (old_q.get("weight_block_size") or [None])[0] if old_q.get("quant_method") == "fp8" else None
-    files = _weight_files(src)
+    files = weight_files(src)
     bytes_in = bytes_out = 0
     weight_map: dict[str, str] = {}
     with atomic_directory(dst) as tmp:
         from safetensors.torch import save_file
 
         for name in files:
-            tensors = _read_file(src / name)
+            tensors = read_safetensors(src / name)
             bytes_in += _nbytes(tensors.values())
             if to == "fp8":
                 new = quantize_state_dict(dequantize_state_dict(tensors, src_block, torch.float32, True), block, pow2)
@@ -216,7 +185,7 @@ def _nbytes(tensors: Iterable[torch.Tensor]) -> int:
 def checkpoint_bytes(path: str | Path) -> int:
     """Bytes of the weight files of a checkpoint directory (what a user downloads, headers included)."""
     path = Path(path)
-    return sum((path / name).stat().st_size for name in _weight_files(path))
+    return sum((path / name).stat().st_size for name in weight_files(path))
 
 
 def stored_bytes(shapes: dict[str, tuple[int, ...]], target: str, block: int = DEFAULT_BLOCK) -> int:

@@ -21,7 +21,6 @@ Where transformers 5.x deviates from the DeepSeek reference, r1lab follows the r
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,17 @@ from typing import Any
 import torch
 
 from r1lab.atomic import atomic_directory, atomic_write_json
+from r1lab.checkpoint_files import (
+    CONFIG_NAME,
+    INDEX_NAME,
+    WEIGHTS_NAME,
+    read_config_json,
+    read_weights,
+)
 from r1lab.errors import CheckpointError, ConfigError
+from r1lab.fp8.checkpoint import SCALE_SUFFIX, dequantize_state_dict
 from r1lab.model.config import ModelConfig
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-INDEX_NAME = "model.safetensors.index.json"
 FLOAT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 _EXPERT_KEY = re.compile(r"^(.*\.mlp\.experts)\.(\d+)\.(gate_proj|up_proj|down_proj)\.weight$")
 
@@ -153,51 +157,6 @@ def from_hf_config(d: dict[str, Any], source: str = CONFIG_NAME) -> ModelConfig:
 
 
 # ----------------------------------------------------------------------------------------------------- tensors
-def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors import safe_open
-
-    index = path / INDEX_NAME
-    if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-        except (ValueError, KeyError) as e:
-            raise CheckpointError(f"{index}: not a safetensors index ({e})") from None
-        files = sorted(set(weight_map.values()))
-    else:
-        files = sorted(p.name for p in path.glob("*.safetensors"))
-        if not files:
-            raise CheckpointError(f"{path}: no *.safetensors weights found")
-    tensors: dict[str, torch.Tensor] = {}
-    for name in files:
-        file = path / name
-        if not file.is_file():
-            raise CheckpointError(f"{file}: listed in {INDEX_NAME} but missing")
-        try:
-            with safe_open(str(file), framework="pt") as f:
-                for key in f.keys():
-                    tensors[key] = f.get_tensor(key)
-        except CheckpointError:
-            raise
-        except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
-            raise CheckpointError(f"{file}: unreadable safetensors file ({str(e).splitlines()[0]})") from None
-    return tensors
-
-
-def _dequantize_fp8(tensors: dict[str, torch.Tensor], block: tuple[int, int]) -> None:
-    """Replace every `X.weight` (float8) that has `X.weight_scale_inv` by its fp32 dequantisation, in place."""
-    for key in [k for k in tensors if k.endswith(".weight_scale_inv")]:
-        wkey = key[: -len("_scale_inv")]
-        if wkey not in tensors:
-            raise CheckpointError(f"{key}: scale without weight '{wkey}'")
-        w, s = tensors[wkey].float(), tensors.pop(key).float()
-        N, K = w.shape
-        expected = (-(-N // block[0]), -(-K // block[1]))
-        if tuple(s.shape) != expected:
-            raise CheckpointError(f"{key}: expected shape {list(expected)}, got {list(s.shape)}")
-        scale = s.repeat_interleave(block[0], 0)[:N].repeat_interleave(block[1], 1)[:, :K]
-        tensors[wkey] = w * scale
-
-
 def _fuse_experts(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Per-expert keys -> stacked `gate_up_proj [E,2I,D]` / `down_proj [E,D,I]`; other keys pass through."""
     out: dict[str, torch.Tensor] = {}
@@ -256,17 +215,6 @@ def _mtp_layers_present(tensors: dict[str, torch.Tensor], n_layers: int) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------- load/save
-def read_config_json(path: str | Path) -> tuple[Path, dict[str, Any]]:
-    """(path of config.json, its contents) of a checkpoint directory; one-line `CheckpointError` otherwise."""
-    cfg_file = Path(path) / CONFIG_NAME
-    if not cfg_file.is_file():
-        raise CheckpointError(f"{cfg_file}: not found (expected a Hugging Face/r1lab checkpoint directory)")
-    try:
-        return cfg_file, json.loads(cfg_file.read_text())
-    except ValueError as e:
-        raise CheckpointError(f"{cfg_file}: invalid JSON ({e})") from None
-
-
 def checkpoint_config(path: str | Path) -> ModelConfig:
     """The `ModelConfig` of a Hugging Face or r1lab DeepSeek-V3 checkpoint directory."""
     cfg_file, raw = read_config_json(path)
@@ -280,10 +228,10 @@ def load_pretrained(model_cls: type, path: str | Path, *, dtype: torch.dtype | N
     path = Path(path)
     cfg_file, raw = read_config_json(path)
     config = from_hf_config(raw, source=str(cfg_file))
-    tensors = _read_tensors(path)
-    if any(k.endswith(".weight_scale_inv") for k in tensors):
-        block = tuple((raw.get("quantization_config") or {}).get("weight_block_size", (128, 128)))
-        _dequantize_fp8(tensors, block)  # type: ignore[arg-type]
+    tensors = read_weights(path)
+    if any(k.endswith(SCALE_SUFFIX) for k in tensors):  # an FP8 checkpoint: fp32 weights, other tensors as stored
+        block = (raw.get("quantization_config") or {}).get("weight_block_size")
+        tensors = dequantize_state_dict(tensors, int(block[0]) if block else None, torch.float32, only_quantised=True)
     mtp = _mtp_layers_present(tensors, config.n_layers)
     changes = dict(config_overrides or {})
     if mtp != config.mtp_depth:

@@ -13,35 +13,30 @@ with the hygiene provenance plus a `rejection_sampling` entry: checkpoint, sampl
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
 from pydantic import Field
 
 from r1lab.atomic import atomic_write_json, atomic_write_jsonl
 from r1lab.config import StrictModel
 from r1lab.data import get_template, load_task
-from r1lab.data.hygiene import decontaminate, dedup_exact, dedup_near
+from r1lab.data.hygiene import (
+    DedupConfig,
+    EvalSetConfig,
+    decontaminate,
+    deduplicate,
+    eval_records,
+)
 from r1lab.data.prompts import PromptDataConfig
 from r1lab.data.tokenizer import load_tokenizer
 from r1lab.engine import SamplingParams, make_sampler
-from r1lab.errors import ConfigError
 from r1lab.rewards import RewardSpec, build_reward
+from r1lab.rewards.columns import record_columns
 from r1lab.seeds import derive_seed
 from r1lab.sources import load_model
-
-
-class EvalSetSpec(StrictModel):
-    """Evaluation problems to decontaminate against: a task spec or a JSONL file with `prompt`."""
-
-    task: str | None = Field(None, description="task spec (load_task)")
-    split: str = Field("test", description="task split")
-    size: int = Field(500, ge=1)
-    seed: int = Field(0)
-    path: str | None = Field(None, description="JSONL with a 'prompt' field per line")
 
 
 class RejectionConfig(StrictModel):
@@ -63,9 +58,9 @@ class RejectionConfig(StrictModel):
     drop_code_blocks: bool = Field(False, description="drop completions whose reasoning contains ``` blocks")
     max_paragraph_chars: int | None = Field(None, ge=1, description="drop completions with a longer paragraph")
     max_per_prompt: int | None = Field(None, ge=1, description="keep at most this many completions per prompt")
-    dedup: Literal["exact", "near", "none"] = Field("near", description="duplicates removed on problem + completion")
-    near_threshold: float = Field(0.85, gt=0, le=1)
-    decontaminate: list[EvalSetSpec] = Field(default_factory=list, description="evaluation sets to remove overlap with")
+    dedup: DedupConfig = Field(default_factory=lambda: DedupConfig(exact=False, near=True),
+                               description="duplicates removed on problem + completion")
+    decontaminate: list[EvalSetConfig] = Field(default_factory=list, description="evaluation sets to remove overlap with")
     decontam_ngram: int = Field(8, ge=1)
     out: str = Field("runs/tiny/sample/data.jsonl", description="output SFT JSONL (a .summary.json goes next to it)")
     progress: bool = Field(True, description="show a progress bar with ETA over prompt batches")
@@ -103,21 +98,8 @@ def _acceptance_reward(cfg: RejectionConfig) -> Any:
     return build_reward(specs)
 
 
-def _eval_prompts(specs: Sequence[EvalSetSpec]) -> list[str]:
-    prompts: list[str] = []
-    for spec in specs:
-        if spec.path is not None:
-            for n, line in enumerate(Path(spec.path).read_text(encoding="utf-8").splitlines(), 1):
-                if line.strip():
-                    try:
-                        prompts.append(json.loads(line)["prompt"])
-                    except (json.JSONDecodeError, KeyError, TypeError):
-                        raise ConfigError(f"{spec.path}:{n}: expected a JSON object with a 'prompt' field") from None
-        elif spec.task is not None:
-            prompts += [r["prompt"] for r in load_task(spec.task, spec.split, spec.size, spec.seed)]
-        else:
-            raise ConfigError("decontaminate entry: set 'task' or 'path'")
-    return prompts
+def _eval_prompts(specs: Sequence[EvalSetConfig]) -> list[str]:
+    return [r["prompt"] for spec in specs for r in eval_records(spec)]
 
 
 def sampling_settings(cfg: RejectionConfig) -> dict[str, Any]:
@@ -145,9 +127,7 @@ def rejection_sample(cfg: RejectionConfig, sampler: Any, records: Sequence[dict]
                                 top_p=cfg.top_p, top_k=cfg.top_k, stop=list(cfg.stop), seed=derive_seed(cfg.seed, b))
         for rec, prompt, comps in zip(batch, rendered, sampler.generate(rendered, params)):
             n = len(comps)
-            columns = {"answer": [rec.get("answer")] * n, "task": [rec.get("task")] * n,
-                       "metadata": [rec.get("metadata")] * n, "prefill": [template.prefill] * n,
-                       "lang": [cfg.language] * n}
+            columns = record_columns(rec, n, prefill=template.prefill, lang=cfg.language)
             scores = reward.score([c.text for c in comps], **columns).components
             accepted = 0
             for i, c in enumerate(comps):
@@ -170,11 +150,8 @@ def rejection_sample(cfg: RejectionConfig, sampler: Any, records: Sequence[dict]
                              "source_id": rec.get("id"), "metadata": meta,
                              "_dedup_text": rec["prompt"] + "\n" + c.text})
     counts["verified"] = len(kept)
-    if cfg.dedup == "exact":
-        res = dedup_exact(kept, key="_dedup_text")
-        kept, counts["rejected/duplicate"] = res.records, res.n_removed
-    elif cfg.dedup == "near":
-        res = dedup_near(kept, key="_dedup_text", threshold=cfg.near_threshold)
+    if cfg.dedup.exact or cfg.dedup.near:
+        res = deduplicate(kept, cfg.dedup, key="_dedup_text")
         kept, counts["rejected/duplicate"] = res.records, res.n_removed
     if eval_prompts:
         res = decontaminate(kept, eval_prompts, n=cfg.decontam_ngram, key="problem")

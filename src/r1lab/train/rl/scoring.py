@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from r1lab.rewards.columns import record_columns
+
 ACCURACY = "accuracy"
 
 
@@ -33,17 +35,8 @@ def score_group(record: dict, completions: Sequence[Any], reward: Any, prefill: 
     to scores 0."""
     n = len(completions)
     texts = [c.text for c in completions]
-    columns: dict[str, Any] = {
-        "answer": [record.get("answer")] * n,
-        "task": [record.get("task")] * n,
-        "metadata": [record.get("metadata")] * n,
-        "prefill": [prefill] * n,
-        "completion_ids": [list(c.token_ids) for c in completions],
-        "prompts": [record.get("prompt")] * n,
-    }
-    for extra in ("lang", "tests"):
-        if extra in record:
-            columns[extra] = [record[extra]] * n
+    columns = record_columns(record, n, prefill=prefill, prompts=record.get("prompt"))
+    columns["completion_ids"] = [list(c.token_ids) for c in completions]
     breakdown = reward.score(texts, **columns)
     total = [0.0 if v is None else float(v) for v in breakdown.total]
     per_function = {name: [None if v is None else float(v) for v in vals] for name, vals in breakdown.components.items()}

@@ -204,8 +204,7 @@ class RLStage:
         if self.critic is not None:
             values = self.critic(batch)
             v_loss, v_metrics = value_loss(values, batch["old_values"], batch["returns"], mask,
-                                           clip_eps=self.obj.value_clip, agg=self.obj.agg,
-                                           global_tokens=None, global_seqs=None)
+                                           clip_eps=self.obj.value_clip, agg=self.obj.agg)
             loss = loss + self.cfg.vf_coef * v_loss
             metrics["value_loss"] = float(v_loss.detach())
             metrics["vf_clipfrac"] = v_metrics["vf_clipfrac"]
