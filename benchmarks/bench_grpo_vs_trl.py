@@ -25,9 +25,16 @@ rewards, reference and policy log-probs, backward, clipping, AdamW. TRL is timed
 gets the dataset in r1lab's visiting order, unshuffled); completion lengths still differ with the samplers'
 random draws, so the mean completion length is printed next to each time.
 
+For GPU machines without SmolLM2's weights (`make gpu-check`): `R1LAB_BENCH_MODEL=random` gives both trainers the same
+randomly initialised Llama of SmolLM2-135M's exact configuration (vocabulary included: a character-level tokenizer
+padded with filler tokens to 49,152 entries, with r1lab's chat template), and `R1LAB_BENCH_DEVICE=cuda` trains on
+the GPU (TRL without `use_cpu`, r1lab with `train.device: cuda`). Random policies rarely emit EOS, so both sides
+generate the full 48 tokens: the same work per step.
+
 Run: .venv/bin/python benchmarks/bench_grpo_vs_trl.py
 Needs: pip install 'r1lab[bench,smollm2]' (`make bench` installs both).
-Env: R1LAB_BENCH_STEPS (timed steps, 5), R1LAB_BENCH_WARMUP (1), R1LAB_BENCH_THREADS (1).
+Env: R1LAB_BENCH_STEPS (timed steps, 5), R1LAB_BENCH_WARMUP (1), R1LAB_BENCH_THREADS (1),
+R1LAB_BENCH_MODEL (smollm2 | random), R1LAB_BENCH_DEVICE (cpu | cuda).
 """
 
 from __future__ import annotations
@@ -49,6 +56,53 @@ STEPS = int(os.environ.get("R1LAB_BENCH_STEPS", "5"))
 WARMUP = int(os.environ.get("R1LAB_BENCH_WARMUP", "1"))
 THREADS = int(os.environ.get("R1LAB_BENCH_THREADS", "1"))
 N_RECORDS = 64
+MODEL = os.environ.get("R1LAB_BENCH_MODEL", "smollm2")
+DEVICE = os.environ.get("R1LAB_BENCH_DEVICE", "cpu")
+# SmolLM2-135M-Instruct's configuration (its config.json), for the randomly initialised stand-in
+SMOLLM2_SHAPE = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                     num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192, rope_theta=100000.0,
+                     rms_norm_eps=1e-5, tie_word_embeddings=True, hidden_act="silu")
+
+
+def random_smollm2_dir(root: str) -> str:
+    """A randomly initialised Llama of SmolLM2-135M's shape and a tokenizer of the same vocabulary size, saved as
+    an HF directory both trainers load (no download, no weights needed)."""
+    import string
+
+    import torch
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from r1lab.data.tokenizer import CHAT_TEMPLATE
+
+    path = os.path.join(root, "random-smollm2-shape")
+    if os.path.isdir(path):
+        return path
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    chars = sorted(set(string.printable))
+    vocab = {t: i for i, t in enumerate(specials + chars)}
+    for i in range(len(vocab), SMOLLM2_SHAPE["vocab_size"]):
+        vocab[f"<filler{i}>"] = i
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<|endoftext|>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                   bos_token="<|im_start|>", additional_special_tokens=specials)
+    fast.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(0)
+    config = LlamaConfig(**SMOLLM2_SHAPE, bos_token_id=vocab["<|im_start|>"], eos_token_id=vocab["<|im_end|>"],
+                         pad_token_id=vocab["<|endoftext|>"])
+    LlamaForCausalLM(config).save_pretrained(path)
+    fast.save_pretrained(path)
+    return path
+
+
+def model_dir(root: str) -> str:
+    if MODEL == "random":
+        return random_smollm2_dir(root)
+    from r1lab.sources import smollm2_dir
+
+    return str(smollm2_dir())
 
 
 def load_records() -> list[dict]:
@@ -75,11 +129,10 @@ def run_trl(out_dir: str, bf16: bool = False) -> dict:
 
     from r1lab.data import get_template
     from r1lab.recipe.smollm2 import SmolReward
-    from r1lab.sources import smollm2_dir
 
-    model_dir = smollm2_dir()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    path = model_dir(out_dir)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     template = get_template("chat")
     rows = [{"prompt": template.render(r["prompt"], tokenizer), "answer": str(r["answer"]), "task": r["task"],
              "metadata_json": json.dumps(r["metadata"])} for r in r1lab_visiting_order(load_records())]
@@ -100,7 +153,8 @@ def run_trl(out_dir: str, bf16: bool = False) -> dict:
         num_generations=G, max_completion_length=MAX_NEW, temperature=TEMPERATURE, beta=BETA,
         num_iterations=MU, learning_rate=LR, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
         adam_beta1=0.9, adam_beta2=0.999, max_grad_norm=1.0, max_steps=WARMUP + STEPS, gradient_accumulation_steps=1,
-        logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, bf16=bf16, seed=0, disable_tqdm=True,
+        logging_steps=1, save_strategy="no", report_to=[], use_cpu=DEVICE == "cpu", bf16=bf16, seed=0,
+        disable_tqdm=True,
         dataloader_num_workers=0, shuffle_dataset=False,  # r1lab's prompt order (see r1lab_visiting_order)
     )
     trainer = GRPOTrainer(model=model, reward_funcs=[SmolReward()], args=args,
@@ -121,12 +175,12 @@ def adamw_kernel(optimizer) -> str:
 
 
 def run_r1lab(out_dir: str, precision: str = "fp32") -> dict:
-    from r1lab.recipe.smollm2 import SOURCE, SmolReward
+    from r1lab.recipe.smollm2 import SmolReward
     from r1lab.recipe.trl_objective import trl_objective
     from r1lab.train.rl import RLConfig, rl
 
     cfg = RLConfig.model_validate({
-        "model": {"init_from": SOURCE},
+        "model": {"init_from": model_dir(out_dir)},
         "data": {"template": "chat", "size": N_RECORDS},
         "rollout": {"prompts_per_step": PROMPTS, "group_size": G, "max_new_tokens": MAX_NEW,
                     "temperature": TEMPERATURE},
@@ -134,7 +188,8 @@ def run_r1lab(out_dir: str, precision: str = "fp32") -> dict:
         **trl_objective(beta=BETA, mu=MU),
         "train": {"out_dir": out_dir, "lr": LR, "schedule": "constant",
                   "betas": [0.9, 0.999], "max_grad_norm": 1.0, "max_steps": WARMUP + STEPS, "progress": False,
-                  "tensorboard": False, "entropy_floor": None, "precision": precision, "adamw_impl": "fused"},
+                  "tensorboard": False, "entropy_floor": None, "precision": precision, "adamw_impl": "fused",
+                  "device": DEVICE},
     })
     res = rl(cfg, records=load_records(), reward_fns={"smol_reward": SmolReward()})
     hist = res.history[WARMUP:]
@@ -177,7 +232,8 @@ def spawn(which: str) -> dict:
 
 
 def main() -> None:
-    print(f"GRPO step, SmolLM2-135M-Instruct, {PROMPTS} prompts x {G} completions, <= {MAX_NEW} new tokens, "
+    model = "SmolLM2-135M-Instruct" if MODEL != "random" else "a random-init model of SmolLM2-135M's shape"
+    print(f"GRPO step, {model} on {DEVICE}, {PROMPTS} prompts x {G} completions, <= {MAX_NEW} new tokens, "
           f"T={TEMPERATURE}, beta={BETA}, mu={MU}, lr={LR}; {WARMUP} warm-up + {STEPS} timed steps; "
           f"torch threads {THREADS}; cores {os.cpu_count()}")
     results = {name: spawn(name) for name in ("trl-bf16", "r1lab-bf16", "trl", "r1lab")}
@@ -195,8 +251,9 @@ def main() -> None:
     def speedup(trl: str, ours: str) -> float:
         return statistics.median(results[trl]["times"]) / statistics.median(results[ours]["times"])
 
-    print(f"RESULT grpo_speedup_vs_trl {speedup('trl-bf16', 'r1lab-bf16'):.2f}")
-    print(f"RESULT grpo_speedup_vs_trl_fp32 {speedup('trl', 'r1lab'):.2f}")
+    tag = "grpo_gpu_speedup_vs_trl" if DEVICE == "cuda" else "grpo_speedup_vs_trl"
+    print(f"RESULT {tag} {speedup('trl-bf16', 'r1lab-bf16'):.2f}")
+    print(f"RESULT {tag}_fp32 {speedup('trl', 'r1lab'):.2f}")
 
 
 if __name__ == "__main__":
