@@ -43,7 +43,7 @@ def weight_files(path: Path) -> list[str]:
 
 
 def read_safetensors(file: Path) -> dict[str, torch.Tensor]:
-    from safetensors import (
+    from safetensors import (  # paid where used (CLI start-up)
         safe_open,  # imported with the first checkpoint read: start-up time of the CLI
     )
 

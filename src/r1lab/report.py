@@ -70,7 +70,7 @@ def _stage_order(run_dir: Path):
 
 def _save(fig, path: Path) -> bool:
     """Write a figure atomically (temp file + rename) and close it."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # only when a report is drawn
 
     fig.tight_layout()
     tmp = unique_temp_path(path)
@@ -90,11 +90,11 @@ def _plot(path: Path, title: str, panels: list[tuple[str, dict[str, tuple[list[f
     panels = [(y, c) for y, c in panels if c]
     if not panels:
         return False
-    import matplotlib
+    import matplotlib  # only when a report is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    import matplotlib.pyplot as plt  # only when a report is drawn
+    from matplotlib.ticker import MaxNLocator  # only when a report is drawn
 
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.6), squeeze=False)
     for ax, (ylabel, curves) in zip(axes[0], panels):
@@ -126,11 +126,11 @@ def _expert_load_plot(run_dir: Path, path: Path) -> bool:
             break
     if not loads:
         return False
-    import matplotlib
+    import matplotlib  # only when a report is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
+    import matplotlib.pyplot as plt  # only when a report is drawn
+    import numpy as np  # only when a report is drawn
 
     names = list(loads)
     mat = np.array([np.asarray(v, dtype=float) / max(sum(v), 1e-9) for v in loads.values()])

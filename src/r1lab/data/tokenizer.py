@@ -32,7 +32,7 @@ CHAT_TEMPLATE = (
 
 
 def _byte_alphabet_size() -> int:
-    from tokenizers import pre_tokenizers
+    from tokenizers import pre_tokenizers  # only where a tokenizer is trained
 
     return len(pre_tokenizers.ByteLevel.alphabet())
 
@@ -46,7 +46,7 @@ def train_tokenizer(
     add_bos: bool = True,
 ):
     """Train byte-level BPE on `texts`; returns a `transformers.PreTrainedTokenizerFast`."""
-    from tokenizers import (
+    from tokenizers import (  # only where a tokenizer is trained
         AddedToken,
         Tokenizer,
         decoders,
@@ -89,7 +89,7 @@ def train_tokenizer(
 
 
 def _wrap(tok, specials: list[str]):
-    from transformers import PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast  # slow import, paid where used
 
     extra = [s for s in specials if s not in _CONTROL]
     fast = PreTrainedTokenizerFast(

@@ -37,7 +37,7 @@ def _expert_params(model: nn.Module) -> dict[int, Any]:
 
 
 def _gather_rows(t: torch.Tensor, owner: Any) -> torch.Tensor:
-    import torch.distributed as dist
+    import torch.distributed as dist  # distributed runs only
 
     parts = [torch.empty_like(t) for _ in range(owner.world)]
     dist.all_gather(parts, t.contiguous(), group=owner.group)
@@ -58,7 +58,7 @@ def _full(t: Any, owner: Any = None) -> Any:
 def _local(full: torch.Tensor, like: torch.Tensor, owner: Any = None) -> torch.Tensor:
     """This rank's part of `full` shaped like `like` (a DTensor, an expert slice or a plain tensor)."""
     if _is_dtensor(like):
-        from torch.distributed.tensor import distribute_tensor
+        from torch.distributed.tensor import distribute_tensor  # distributed runs only
 
         return distribute_tensor(full.to(like.dtype), like.device_mesh, like.placements)
     if owner is not None and full.dim() > 0:
@@ -183,8 +183,8 @@ def load_into_parallel(load_fn: Callable[..., dict], out_dir: Path, model: nn.Mo
 # ----- sharded (DCP) checkpoints -----
 def save_sharded(directory: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> None:
     """Every rank writes its shards of model (+ optimizer) state with torch.distributed.checkpoint."""
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import get_state_dict, get_model_state_dict
+    import torch.distributed.checkpoint as dcp  # distributed runs only
+    from torch.distributed.checkpoint.state_dict import get_state_dict, get_model_state_dict  # distributed runs only
 
     if optimizer is None:
         state = {"model": get_model_state_dict(model)}
@@ -196,9 +196,13 @@ def save_sharded(directory: str | Path, model: nn.Module, optimizer: torch.optim
 
 def load_sharded(directory: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> None:
     """Load a DCP checkpoint written at any world size into this (sharded or plain) model in place."""
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import (get_model_state_dict, get_state_dict, set_model_state_dict,
-                                                         set_state_dict)
+    import torch.distributed.checkpoint as dcp  # distributed runs only
+    from torch.distributed.checkpoint.state_dict import (  # distributed runs only
+        get_model_state_dict,
+        get_state_dict,
+        set_model_state_dict,
+        set_state_dict,
+    )
 
     if optimizer is None:
         state = {"model": get_model_state_dict(model)}

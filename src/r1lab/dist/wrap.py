@@ -47,7 +47,7 @@ def expert_parallel_modules(model: nn.Module) -> list[nn.Module]:
 
 
 def wrap_ddp(module: nn.Module, device: torch.device) -> nn.Module:
-    from torch.distributed._composable import replicate
+    from torch.distributed._composable import replicate  # distributed runs only
 
     if not any(p.requires_grad for p in module.parameters()):
         return module
@@ -59,7 +59,7 @@ def wrap_ddp(module: nn.Module, device: torch.device) -> nn.Module:
 
 
 def wrap_fsdp(module: nn.Module, reshard_after_forward: bool = True) -> nn.Module:
-    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.fsdp import fully_shard  # distributed runs only
 
     if expert_parallel_modules(module):
         raise ConfigError("train.dist: expert_parallel works with strategy ddp, not fsdp")
@@ -93,15 +93,15 @@ def set_gradient_sync(modules: Iterable[nn.Module], enabled: bool) -> None:
 
 
 def is_fsdp(module: nn.Module) -> bool:
-    from torch.distributed.fsdp import FSDPModule
+    from torch.distributed.fsdp import FSDPModule  # distributed runs only
 
     return isinstance(module, FSDPModule)
 
 
 def unwrapped_class(module: nn.Module) -> type:
     """The model's own class under the DDP/FSDP wrapper classes that `replicate`/`fully_shard` create."""
-    from torch.distributed._composable.replicate import DDP
-    from torch.distributed.fsdp import FSDPModule
+    from torch.distributed._composable.replicate import DDP  # distributed runs only
+    from torch.distributed.fsdp import FSDPModule  # distributed runs only
 
     for cls in type(module).__mro__:
         if cls not in (DDP, FSDPModule) and not (cls.__name__.startswith(("DDP", "FSDP"))

@@ -61,7 +61,7 @@ class HFGenericRunner:
         return cache, out.logits[:, -1].float()
 
     def prefill(self, prompts: list[list[int]], max_len: int) -> tuple[HFState, torch.Tensor]:
-        from transformers import DynamicCache
+        from transformers import DynamicCache  # slow import, paid where used
 
         S = max(len(p) for p in prompts)
         ids = torch.zeros(len(prompts), S, dtype=torch.long)

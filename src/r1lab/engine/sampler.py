@@ -78,7 +78,7 @@ def torch_threads(threads: int | None):
     if threads is None:
         yield
         return
-    import torch
+    import torch  # CLI start-up time
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)

@@ -28,7 +28,7 @@ def vllm_unavailable_reason() -> str | None:
     """Why the vLLM backend cannot run here, or None when it can."""
     if importlib.util.find_spec("vllm") is None:
         return f"vLLM backend unavailable: the vllm package is not installed ({INSTALL_HINT}, needs a CUDA GPU)"
-    import torch
+    import torch  # CLI start-up time
 
     if not torch.cuda.is_available():
         return "vLLM backend unavailable: no CUDA device is visible (vLLM runs on GPUs only)"
@@ -52,7 +52,7 @@ class VLLMSampler:
         if reason:
             raise BackendUnavailable(reason)
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # keep the model in this process for syncs
-        import vllm
+        import vllm  # optional extra
 
         self.vllm = vllm
         self.model = model

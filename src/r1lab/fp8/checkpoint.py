@@ -138,7 +138,7 @@ def convert_checkpoint(
     bytes_in = bytes_out = 0
     weight_map: dict[str, str] = {}
     with atomic_directory(dst) as tmp:
-        from safetensors.torch import save_file
+        from safetensors.torch import save_file  # paid where used (CLI start-up)
 
         for name in files:
             tensors = read_safetensors(src / name)

@@ -8,7 +8,6 @@ non-zero when any part failed, and the last line names them.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -148,7 +147,7 @@ def run_check(parts: Sequence[Part], *, cuda: bool, out_dir: Path, cwd: Path, he
 
 def environment() -> dict:
     """What the report's header says about the machine (torch, CUDA, GPU)."""
-    import torch
+    import torch  # CLI start-up time
 
     cuda = torch.cuda.is_available()
     return {"torch": torch.__version__, "cuda": torch.version.cuda or "none",

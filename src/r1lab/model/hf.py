@@ -291,7 +291,7 @@ def save_pretrained(model, path: str | Path, *, dtype: torch.dtype | None = None
 
     Weights larger than `max_shard_bytes` are split into `model-0000i-of-0000n.safetensors` plus an index.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # paid where used (CLI start-up)
 
     config: ModelConfig = model.config
     state = {k: v.detach() for k, v in model.state_dict().items()}

@@ -24,7 +24,7 @@ CPU_PARAM_LIMIT = 2e9  # above this a CPU would take months per step; refuse ins
 
 def check_hardware(cfg: RecipeConfig, source: str) -> None:
     """Refuse, with a clear message, a model far too large for the machine (e.g. the 671B paper config on CPU)."""
-    import torch
+    import torch  # CLI start-up time
 
 
     if cfg.model.init_from is not None or torch.cuda.is_available():

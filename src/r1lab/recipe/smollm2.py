@@ -10,7 +10,10 @@ at temperature 1.0, 20% at 0.7.
 
 from __future__ import annotations
 
+import copy
 import json
+import time
+from pathlib import Path
 from typing import Any, Sequence
 
 from r1lab.atomic import atomic_write_json, atomic_write_jsonl
@@ -89,7 +92,6 @@ def rl_with_curve(cfg: Any, every: int, *, eval_settings: dict[str, Any] | None 
     """Run the RL stage of `cfg` in chunks of `every` optimizer steps (resuming its own checkpoint, so the run is
     the same as one uninterrupted `r1lab rl`; constant LR schedules only) and measure held-out pass@1 before the
     first step and after each chunk. Returns the curve; also written to `<out_dir>/curve.json`."""
-    from pathlib import Path
 
 
 
@@ -174,7 +176,7 @@ def student_tokenizer(texts: Sequence[str], vocab_size: int = 512) -> Any:
 
 def new_student(tokenizer: Any, seed: int = 0, **overrides: Any) -> Any:
     """A fresh r1lab `tiny` DeepSeek-V3-style student sized to the tokenizer (no MTP head: plain next-token)."""
-    import torch
+    import torch  # CLI start-up time
 
 
     torch.manual_seed(seed)
@@ -200,9 +202,6 @@ def distill_vs_rl(teacher_dir: str, out_dir: str, *, task: str = TASK, n: int = 
     """Verified SmolLM2 traces -> SFT of a fresh tiny r1lab student, against the same student (same weights, same
     tokenizer) trained by GRPO alone on the same prompts and reward; both graded on the held-out split like the
     teacher. Writes `<out_dir>/distill_vs_rl.json` and returns it."""
-    import copy
-    import time
-    from pathlib import Path
 
 
     out = Path(out_dir)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pydantic import BaseModel
+from tqdm.auto import tqdm
 
 from r1lab.atomic import atomic_write_json, atomic_write_jsonl
 from r1lab.data import build_corpus, cold_start_records, load_task
@@ -170,7 +171,6 @@ def eval_stage(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
 
     e, rows, examples = cfg.eval, [], {}
     settings: dict[str, Any] = {}
-    from tqdm.auto import tqdm
 
     todo = [(stage, label) for stage, label in EVALUATED if stage in ctx.results]
     for stage, label in tqdm(todo, desc="eval", unit="checkpoint", disable=not cfg.progress):

@@ -50,7 +50,7 @@ def _parse(text: str, parse) -> list:
 
 
 def _math(req: dict) -> dict:
-    from math_verify import parse, verify
+    from math_verify import parse, verify  # slow import, paid where used
 
     gold = _parse(req["gold"], parse)
     pred = _parse(req["pred"], parse)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from pydantic import Field
+from tqdm.auto import tqdm
 
 from r1lab.atomic import atomic_write_json, atomic_write_jsonl
 from r1lab.config import StrictModel
@@ -117,7 +118,6 @@ def rejection_sample(cfg: RejectionConfig, sampler: Any, records: Sequence[dict]
     settings = sampling_settings(cfg)
     counts: dict[str, int] = {"prompts": len(records), "sampled": 0}
     kept: list[dict] = []
-    from tqdm.auto import tqdm
 
     starts = range(0, len(records), cfg.prompts_per_batch)
     for b, start in enumerate(tqdm(starts, desc="sampling", unit="batch", disable=not cfg.progress)):

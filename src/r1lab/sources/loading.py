@@ -57,7 +57,7 @@ def load_model(name_or_dir: str | Path, *, dtype: Any = None) -> tuple[Any, Any 
     if is_r1lab_dir(directory):
         model = Transformer.from_pretrained(directory)
     else:
-        from transformers import AutoModelForCausalLM
+        from transformers import AutoModelForCausalLM  # slow import, paid where used
 
         kwargs = {"dtype": dtype} if dtype is not None else {}
         try:

@@ -83,7 +83,7 @@ def _iter_rows(path: Path) -> Iterator[tuple[int, Any]]:
     """(line or row number starting at 1, parsed row); malformed JSON raises naming file and line."""
     if path.suffix.lower() == ".parquet":
         try:
-            import pyarrow.parquet as pq
+            import pyarrow.parquet as pq  # optional: only for Parquet files
 
             rows = pq.read_table(path).to_pylist()
         except Exception as e:  # pyarrow raises many types for a damaged file
@@ -103,7 +103,7 @@ def _own_timeouts_safe() -> bool:
 
 def math_equivalent(answer: str, gold: str) -> bool:
     """Equivalence of two math answers with math-verify ($-wrapped when bare, so LaTeX parses)."""
-    from math_verify import parse, verify
+    from math_verify import parse, verify  # slow import, paid where used
 
     def wrap(t: str) -> str:
         return t if ("$" in t or "\\boxed" in t or "\\(" in t) else f"${t}$"

@@ -6,6 +6,7 @@ entry, metadata objects included, and calls that dataset's own `score_answer`; n
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from typing import Any
 
@@ -23,20 +24,19 @@ _MAX_ANSWER_CHARS = 100_000
 
 
 def _registry() -> dict:
-    from reasoning_gym.factory import DATASETS
+    from reasoning_gym.factory import DATASETS  # optional: only for rg: tasks
 
     return DATASETS
 
 
 @lru_cache(maxsize=64)
 def _dataset(name: str, config_json: str, seed: int, size: int):
-    import json
 
-    import reasoning_gym
+    import reasoning_gym  # optional: only for rg: tasks
 
     config = json.loads(config_json)
     if name == "composite" and isinstance(config.get("datasets"), list):
-        from reasoning_gym.composite import DatasetSpec
+        from reasoning_gym.composite import DatasetSpec  # optional: only for rg: tasks
 
         config["datasets"] = [
             DatasetSpec(**{"config": {}, "weight": 1.0, **d}) if isinstance(d, dict) else d for d in config["datasets"]
@@ -60,7 +60,6 @@ class ReasoningGymTask(Task):
         for reserved in ("seed", "size"):
             if reserved in options:
                 raise DataError(f"task {target!r}: '{reserved}' comes from load_task(), not the task name")
-        import json
 
         self._config_json = json.dumps(options, sort_keys=True)
 

@@ -50,7 +50,7 @@ def save_weights(model: nn.Module, directory: Path) -> None:
 def _quiet_hf_progress():
     """HF prints a 'Writing model shards' bar per save; the loop's own bar is enough."""
     try:
-        from transformers.utils import logging as hf_logging
+        from transformers.utils import logging as hf_logging  # slow import, paid where used
     except ImportError:  # pragma: no cover
         yield
         return

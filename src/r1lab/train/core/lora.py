@@ -51,7 +51,7 @@ class LoraSpec(StrictModel):
 
 def _peft():
     try:
-        import peft
+        import peft  # optional extra
     except ImportError:
         raise R1labError("model.lora needs peft: pip install 'r1lab[smollm2]'") from None
     return peft
@@ -106,7 +106,7 @@ def merged_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def save_lora(model: nn.Module, directory: str | Path) -> None:
     """`directory`: the merged model (config.json, *.safetensors) and `adapter/` in peft's adapter format."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # paid where used (CLI start-up)
 
     peft = _peft()
     directory = Path(directory)
@@ -122,7 +122,7 @@ def save_lora(model: nn.Module, directory: str | Path) -> None:
 def load_lora(model: nn.Module, directory: str | Path) -> None:
     """Resume: copy a checkpoint's adapter into `model`'s adapter parameters in place (optimizer refs kept),
     then check the merged result against the checkpoint's merged weights (a different base model fails)."""
-    from safetensors.torch import load_file
+    from safetensors.torch import load_file  # paid where used (CLI start-up)
 
     peft = _peft()
     path = Path(directory) / ADAPTER_DIR / "adapter_model.safetensors"
@@ -140,7 +140,7 @@ def load_lora(model: nn.Module, directory: str | Path) -> None:
 
 def _check_base(model: nn.Module, directory: Path) -> None:
     """The first adapted layer, merged now, must equal the checkpoint's merged weight (same base model)."""
-    from safetensors import safe_open
+    from safetensors import safe_open  # paid where used (CLI start-up)
 
     name, layer = lora_layers(model)[0]
     key = f"{name}.weight"

@@ -51,14 +51,14 @@ class MetricsLogger:
         self._file = open(self.path, "a", encoding="utf-8")
         self._tb = None
         if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter  # only when a run logs to it
 
             self._tb = SummaryWriter(str(self.out_dir / "tb"),
                                      purge_step=resume_step + 1 if resume_step is not None else None)
         self._wandb = None
         if wandb:
             try:
-                import wandb as wandb_mod
+                import wandb as wandb_mod  # optional extra
             except ImportError:
                 wandb_mod = None
             if wandb_mod is not None:

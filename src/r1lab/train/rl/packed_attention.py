@@ -78,7 +78,7 @@ def packed_attention_forward(module: Any, query: torch.Tensor, key: torch.Tensor
 
 
 def _register() -> None:
-    from transformers import AttentionInterface
+    from transformers import AttentionInterface  # slow import, paid where used
 
     if NAME not in AttentionInterface._global_mapping:
         AttentionInterface.register(NAME, packed_attention_forward)

@@ -25,7 +25,7 @@ def supports_packed_positions(model: nn.Module) -> bool:
     if is_r1lab_model(model):
         return bool(getattr(model, "supports_packed_positions", False))
     try:
-        from transformers import PreTrainedModel
+        from transformers import PreTrainedModel  # slow import, paid where used
     except ImportError:  # pragma: no cover
         return False
     return isinstance(model, PreTrainedModel) and "position_ids" in inspect.signature(model.forward).parameters
