@@ -70,10 +70,9 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def raise_if_disk_full(exc: BaseException, path: str | os.PathLike) -> None:
-    """Turn a full-disk failure of any writer into one line naming the file it was writing."""
-    if isinstance(exc, DiskFull):
-        raise exc
-    if is_disk_full(exc):
+    """Turn a full-disk failure of any writer into one line naming the file it was writing (the outermost writer's
+    path: a checkpoint directory rather than the temporary one a nested writer was filling)."""
+    if isinstance(exc, DiskFull) or is_disk_full(exc):
         raise DiskFull(f"no space left on device while writing {path}") from None
 
 
