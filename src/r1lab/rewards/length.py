@@ -9,10 +9,9 @@ then — in characters of the completion text (so set `max_len` in the same unit
 
 from __future__ import annotations
 
-from typing import Any
-
 import math
 from collections import defaultdict
+from typing import Any
 
 from r1lab.errors import ConfigError
 from r1lab.rewards.accuracy import make_accuracy
