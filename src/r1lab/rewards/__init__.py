@@ -1,7 +1,7 @@
 """Rule-based rewards with the TRL / open-r1 signature ``fn(completions, **columns) -> list[float | None]``.
 
 Registered: accuracy, format, format_soft, language_consistency, overlong, length, cosine, kimi_length,
-reasoning_steps, repetition_penalty, code.
+reasoning_steps, repetition_penalty, code, binary_code, code_format.
 `extract_answer` and `grade_answer` are THE extractor and grader, shared with rejection sampling and eval.
 """
 
