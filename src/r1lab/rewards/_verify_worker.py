@@ -37,10 +37,13 @@ def _on_alarm(signum, frame):
 
 
 def _parse(text: str, parse) -> list:
-    """Bare LaTeX (``2\\sqrt{2}``, ``x^2+1``) is read as one math expression; prose as prose."""
+    """Bare LaTeX (``2\\sqrt{2}``, ``x^2+1``) and structured answers (``2, 3``, ``(1, 2)``, ``[0, 1)``) are read as
+    one math expression, so a list, set, tuple or interval is compared whole and never by its last number (as
+    math-verify does given the LaTeX form); prose is read as prose."""
     attempts = [text]
     if "$" not in text:
-        looks_latex = any(mark in text for mark in ("\\", "^", "_", "{"))
+        structured = "," in text or text.lstrip()[:1] in ("(", "[", "{")
+        looks_latex = structured or any(mark in text for mark in ("\\", "^", "_", "{"))
         attempts = [f"${text}$", text] if looks_latex else [text, f"${text}$"]
     for attempt in attempts:
         found = parse(attempt, parsing_timeout=None)
