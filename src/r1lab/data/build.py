@@ -65,11 +65,7 @@ def build_dataset(cfg: DataBuildConfig, tokenizer: Any = None) -> tuple[list[dic
     for key, value in getattr(task, "last_report", {}).items():  # file tasks: rows read, skipped, sampled
         if key not in ("loaded", "returned"):
             counts[f"file_{key}"] = value
-    steps = []
-    if cfg.dedup.exact:
-        steps.append(lambda rs: hygiene.dedup_exact(rs))
-    if cfg.dedup.near:
-        steps.append(lambda rs: hygiene.dedup_near(rs, threshold=cfg.dedup.threshold, ngram=cfg.dedup.ngram))
+    steps = [lambda rs: hygiene.deduplicate(rs, cfg.dedup)]
     for i, ev in enumerate(cfg.decontaminate.against):
         label = ev.path or f"{ev.task}:{ev.split}:{ev.size}:{ev.seed}"
         steps.append(lambda rs, ev=ev, label=label: hygiene.decontaminate(

@@ -242,13 +242,11 @@ class DedupConfig(StrictModel):
 def deduplicate(records: list[dict], cfg: DedupConfig, key: str = "prompt") -> HygieneResult:
     """Exact, then near deduplication on `key`, as `cfg` asks; removals and counts of both steps together."""
     out = HygieneResult(records=list(records))
-    steps = ([lambda rs: dedup_exact(rs, key=key)] if cfg.exact else []) + \
-        ([lambda rs: dedup_near(rs, key=key, threshold=cfg.threshold, ngram=cfg.ngram)] if cfg.near else [])
-    for step in steps:
-        res = step(out.records)
-        out.records, out.removed = res.records, out.removed + res.removed
-        for k, v in res.counts.items():
-            out.counts[k] = out.counts.get(k, 0) + v
+    for wanted, step in ((cfg.exact, lambda rs: dedup_exact(rs, key=key)),
+                         (cfg.near, lambda rs: dedup_near(rs, key=key, threshold=cfg.threshold, ngram=cfg.ngram))):
+        if wanted:
+            res = step(out.records)
+            out = HygieneResult(res.records, out.removed + res.removed, {**out.counts, **res.counts})
     return out
 
 
