@@ -151,7 +151,7 @@ class RLStage:
         self.collector = RolloutCollector(cfg, self.obj, model, tokenizer, self.records, sampler=sampler,
                                           reward=self.reward, template=self.template, reference=self.reference,
                                           critic=self.critic, pad_id=_pad_id(model, tokenizer))
-        self.steps_per_cycle = self.obj.mu * cfg.mini_batches
+        self.steps_per_cycle = self.collector.steps_per_cycle  # mu passes x mini_batches optimizer steps
         self.num_steps = cfg.num_rollouts * self.steps_per_cycle
         self.cycle = -1
         self.buffer: dict[str, torch.Tensor] | None = None  # the current cycle's RolloutBatch tensors
@@ -171,22 +171,25 @@ class RLStage:
             order = torch.randperm(n, generator=g)
         mini_rows = split_rows(n, min(self.cfg.mini_batches, n), order)[min(mini, n - 1)]
         parts = split_rows(len(mini_rows), min(self.cfg.train.grad_accum, len(mini_rows)))
-        weights = [get_aggregation(self.obj.agg).weight(self.buffer["comp_mask"][mini_rows[p]]) for p in parts]
+        weight = get_aggregation(self.obj.agg).weight
+        weights = [weight(self.buffer["comp_mask"][mini_rows[p]]) for p in parts]
         if micro >= len(parts):  # fewer rows than micro-batches (a short dynamic-sampling batch): a no-op part
-            batch = trim(select_rows(self.buffer, mini_rows[:1]))
-            batch["comp_mask"] = torch.zeros_like(batch["comp_mask"])
-            batch["weight"] = torch.tensor(0.0)
-            return batch
+            return self._no_op_batch(mini_rows[:1])
         rows = mini_rows[parts[micro]]
         mine = shard_range(len(rows))  # this rank's rows of the micro-batch (all of them in one process)
         if not len(mine):
-            batch = trim(select_rows(self.buffer, rows[:1]))
-            batch["comp_mask"] = torch.zeros_like(batch["comp_mask"])
-            batch["weight"] = torch.tensor(0.0)
-            return batch
+            return self._no_op_batch(rows[:1])
         batch = trim(select_rows(self.buffer, rows[mine.start:mine.stop]))
-        batch["weight"] = torch.tensor(get_aggregation(self.obj.agg).weight(batch["comp_mask"]) if sum(weights) > 0
+        batch["weight"] = torch.tensor(weight(batch["comp_mask"]) if sum(weights) > 0
                                        else len(mine) / len(rows))
+        return batch
+
+    def _no_op_batch(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A real row with every token masked and weight 0: it runs the forward (ranks stay in step) and adds
+        nothing to the loss."""
+        batch = trim(select_rows(self.buffer, rows))
+        batch["comp_mask"] = torch.zeros_like(batch["comp_mask"])
+        batch["weight"] = torch.tensor(0.0)
         return batch
 
     def batch_weight(self, batch: dict) -> float:
