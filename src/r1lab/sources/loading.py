@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from r1lab.data.tokenizer import load_tokenizer as load_data_tokenizer
+from r1lab.data.tokenizer import load_tokenizer
 from r1lab.errors import CheckpointError, R1labError
 from r1lab.model import Transformer
 from r1lab.sources.smollm2 import smollm2_dir
@@ -46,11 +46,6 @@ def is_r1lab_dir(directory: Path) -> bool:
     return model_type(directory) in R1LAB_MODEL_TYPES
 
 
-def load_tokenizer(directory: Path) -> Any | None:
-    """The directory's tokenizer, or None when it ships none (token-id prompts still work)."""
-    return load_data_tokenizer(directory, required=False)
-
-
 def load_model(name_or_dir: str | Path, *, dtype: Any = None) -> tuple[Any, Any | None]:
     """(model in eval mode, tokenizer or None) for "smollm2-135m", an HF causal-LM dir or an r1lab dir."""
     directory = resolve_model_dir(name_or_dir)
@@ -67,4 +62,4 @@ def load_model(name_or_dir: str | Path, *, dtype: Any = None) -> tuple[Any, Any 
     if dtype is not None:
         model.to(dtype)
     model.eval()
-    return model, load_tokenizer(directory)
+    return model, load_tokenizer(directory, required=False)  # None: token-id prompts still work

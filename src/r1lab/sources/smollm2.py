@@ -59,7 +59,10 @@ def convert_gguf(gguf_path: Path, target: Path) -> None:
         import gguf  # noqa: F401  (transformers needs it to read the file)
     except ImportError as e:
         raise R1labError(f"converting {gguf_path.name} needs the '{e.name}' package; install it with: {INSTALL_HINT}")
-    from transformers import AutoModelForCausalLM, AutoTokenizer  # slow import, paid where used
+    from transformers import (  # slow import, paid where used
+        AutoModelForCausalLM,
+        AutoTokenizer,
+    )
 
     tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
     quantised = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
