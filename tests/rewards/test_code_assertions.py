@@ -57,3 +57,24 @@ def test_code_format():
     assert fmt(["<think>x</think><answer>```js\nlet a = 1\n```</answer>"]) == [0.0]  # another language
     assert get_reward("code_format", language="js")(["<think>x</think><answer>```js\nlet a\n```</answer>"]) == [1.0]
     assert fmt(["<think>x</think><answer>```python\nunclosed</answer>"]) == [0.0]
+
+
+def test_prefix_goes_in_front_so_a_body_or_a_whole_function_both_run():
+    """HumanEval's stub as `prefix`: a completion may give only the body, or the whole function without the
+    stub's imports; both run with the stub in front."""
+    stub = "from typing import List\n\n\ndef total(xs: List[int]) -> int:\n    \"\"\"Sum of xs.\"\"\"\n"
+    test = {"prefix": stub, "code": "assert total([1, 2, 3]) == 6\n"}
+    body = "```python\n    return sum(xs)\n```"
+    whole = "```python\ndef total(xs: List[int]) -> int:\n    return sum(xs)\n```"
+    wrong = "```python\ndef total(xs: List[int]) -> int:\n    return len(xs)\n```"
+    code = get_reward("code", workers=1)
+    assert code([body, whole, wrong], tests=[test] * 3) == [1.0, 1.0, 0.0]
+    assert code([whole], tests=[{"prefix": 3, "code": "pass"}]) == [None]  # a prefix that is not text
+
+
+def test_accuracy_grades_a_row_without_gold_by_its_tests():
+    """One meaning of "correct": rows with tests and no answer (code tasks) are correct when every test passes."""
+    accuracy = get_reward("accuracy")
+    assert accuracy([ADD, SUB, "no code"], answer=[None] * 3, tests=[MBPP] * 3) == [1.0, 0.0, 0.0]
+    assert accuracy([ADD], answer=[None], tests=[None]) == [None]  # neither gold nor tests: cannot judge
+    assert accuracy(["<answer>3</answer>"], answer=["3"], tests=[MBPP]) == [1.0]  # a gold answer decides

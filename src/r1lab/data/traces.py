@@ -16,7 +16,7 @@ from typing import Any
 from r1lab.data.answer import extract_answer
 from r1lab.data.records import split_seed
 from r1lab.data.tasks.base import TaskSpec, get_task
-from r1lab.data.tasks.synthetic import SyntheticTask, plausible_slip
+from r1lab.data.tasks.synthetic import SyntheticTask
 from r1lab.data.templates import format_completion, get_template
 from r1lab.errors import DataError
 
@@ -80,7 +80,7 @@ def write_trace(
     """One completion of `record` in `style`: {completion, style, correct, slipped}."""
     if style == "direct":
         wrong = task.is_hard(record) and rng.random() < direct_error_rate
-        answer = task.wrong_answer(record, rng) if wrong else record["answer"]
+        answer = task.wrong_answer(record, rng) if wrong else task.answer_text(record)
         return {"completion": format_completion("", answer), "style": style, "correct": not wrong, "slipped": False}
     steps = task.steps(record)
     lines = [s.line() for s in steps]
@@ -88,13 +88,12 @@ def write_trace(
     if style == "reflect":
         if steps and rng.random() < slip_rate:
             k = rng.randrange(len(steps))
-            wrong_value = plausible_slip(steps[k].value, rng, column=steps[k].column)
-            lines[k] = f"{steps[k].line(wrong_value)}\n{REFLECT_PHRASE} {steps[k].line()}"
+            lines[k] = f"{task.slipped_line(steps[k], rng)}\n{REFLECT_PHRASE} {steps[k].line()}"
             slipped = True
         lines.append(task.check_line(record))
     elif style != "cot":
         raise DataError(f"unknown style {style!r}; known: {', '.join(STYLES)}")
-    completion = format_completion("\n".join(lines), record["answer"])
+    completion = format_completion("\n".join(lines), task.answer_text(record))
     if not task.verify(final_answer(completion), record):
         raise AssertionError(f"worked {style} trace for {record['prompt']!r} failed its own verifier")
     return {"completion": completion, "style": style, "correct": True, "slipped": slipped}

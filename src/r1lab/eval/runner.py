@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,8 +22,11 @@ from r1lab.data.answer import DEFAULT_FALLBACKS, extract_answer
 from r1lab.data.completion_metrics import reflection_rate
 from r1lab.engine import SamplingParams, make_sampler
 from r1lab.errors import ConfigError
+from r1lab.eval.completions import read_completions
 from r1lab.eval.metrics import bootstrap_ci, default_ks, maj_at_k, pass_at_k
 from r1lab.model import is_r1lab_model
+from r1lab.rewards import get_reward
+from r1lab.rewards.columns import record_columns
 from r1lab.rewards.format import strict_format_ok
 from r1lab.rewards.grade import DEFAULT_TIMEOUT_S, grade_answer
 from r1lab.sources import load_model
@@ -51,6 +55,7 @@ class EvalSettings:
     fallbacks: list[str] = field(default_factory=lambda: list(DEFAULT_FALLBACKS))
     bootstrap_resamples: int = BOOTSTRAP_RESAMPLES
     bootstrap_seed: int = BOOTSTRAP_SEED
+    completions: str | None = None  # graded from this file instead of sampled (then the sampling fields are unused)
 
     def check(self) -> None:
         if self.n < 1:
@@ -62,8 +67,30 @@ class EvalSettings:
 
 
 # -- grading -------------------------------------------------------------------------------------------------
+def _graded_by_tests(record: dict) -> bool:
+    return record.get("answer") is None and record.get("tests") is not None
+
+
+def _grade_by_tests(record: dict, texts: Sequence[str], lengths: Sequence[int]) -> dict:
+    """A code problem: correct = all its tests pass (the `accuracy` reward's rule); no vote over programs."""
+    scores = _accuracy()(list(texts), **record_columns(record, len(texts)))
+    correct = [s == 1.0 for s in scores]
+    return {
+        "id": record.get("id"), "task": record.get("task"), "gold": None, "n": len(texts), "c": sum(correct),
+        "correct": correct, "answers": [None] * len(texts), "maj": None, "lengths": list(lengths),
+        "format": [strict_format_ok(t) for t in texts], "timeouts": 0,
+    }
+
+
+@lru_cache(maxsize=1)
+def _accuracy():
+    return get_reward("accuracy")
+
+
 def grade_problem(record: dict, texts: Sequence[str], lengths: Sequence[int], settings: EvalSettings) -> dict:
     """One problem's samples graded: correctness per sample, extracted answers, maj@k, lengths."""
+    if _graded_by_tests(record):
+        return _grade_by_tests(record, texts, lengths)
     fallbacks = tuple(settings.fallbacks)
     answers, correct, timeouts = [], [], 0
     for text in texts:
@@ -91,7 +118,7 @@ def summarize(problems: Sequence[dict], settings: EvalSettings) -> dict:
     n = min(p["n"] for p in problems)
     k = settings.k or n
     pass1 = [p["c"] / p["n"] for p in problems]
-    maj = [p["maj"] for p in problems]
+    maj = [p["maj"] for p in problems if p["maj"] is not None]  # code problems have no vote
     boot = dict(resamples=settings.bootstrap_resamples, seed=settings.bootstrap_seed)
     lengths = [x for p in problems for x in p["lengths"]]
     out = {
@@ -100,8 +127,8 @@ def summarize(problems: Sequence[dict], settings: EvalSettings) -> dict:
         "k": k,
         "pass@1": sum(pass1) / len(pass1),
         "pass@1_ci": list(bootstrap_ci(pass1, **boot)),
-        "maj@k": sum(maj) / len(maj),
-        "maj@k_ci": list(bootstrap_ci(maj, **boot)),
+        "maj@k": sum(maj) / len(maj) if maj else None,
+        "maj@k_ci": list(bootstrap_ci(maj, **boot)) if maj else [None, None],
         "pass@k": {str(kk): sum(pass_at_k(p["n"], p["c"], kk) for p in problems) / len(problems) for kk in default_ks(n)},
         "mean_length": sum(lengths) / len(lengths) if lengths else None,
         "format_rate": sum(f for p in problems for f in p["format"]) / sum(len(p["format"]) for p in problems),
@@ -145,11 +172,14 @@ def evaluate(
     fallbacks: Sequence[str] = DEFAULT_FALLBACKS,
     tokenizer: Any = None,
     sampler: Any = None,
+    completions: str | Path | None = None,
     out_dir: str | Path | None = None,
     name: str | None = None,
 ) -> dict:
     """Evaluate a checkpoint directory (r1lab or any HF causal LM), a loaded model, or a ready `sampler`
     (anything with ``generate(prompts, SamplingParams) -> list[list[Completion]]``) on held-out problems.
+    With `completions` (a JSONL file, `r1lab.eval.completions`), grade those instead of sampling: no model is
+    loaded, `model_or_dir` only names the result, and lengths (in tokens) are not known.
 
     Returns (and with `out_dir` writes atomically as ``eval.json`` + ``eval.md``) the settings, overall and
     per-task metrics, every problem's graded samples, and a few example completions.
@@ -159,7 +189,7 @@ def evaluate(
     if not task_list:
         raise ConfigError("eval: no task given")
     is_r1lab = False
-    if sampler is None:
+    if sampler is None and completions is None:
         model, tokenizer, is_r1lab = _load(model_or_dir, tokenizer)
 
         sampler = make_sampler(model, tokenizer)
@@ -167,6 +197,7 @@ def evaluate(
     settings = EvalSettings(
         n=n, k=k, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, template=tmpl.name,
         prefill=tmpl.prefill, split=split, size=size, seed=seed, stop=list(stop), fallbacks=list(fallbacks),
+        completions=None if completions is None else str(completions),
     )
     settings.check()
     params = SamplingParams(n=n, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
@@ -178,10 +209,16 @@ def evaluate(
     for spec in task_list:
         records = load_task(spec, split, size, seed)
         prompts = [tmpl.render(r["prompt"], tokenizer) for r in records]
-        outputs = sampler.generate(prompts, params)
+        if completions is not None:
+            given = read_completions(completions, records)
+            outputs = [[(text, None) for text in given[r["id"]]] for r in records]
+        else:
+            outputs = [[(tmpl.prefill + s.text, len(s.token_ids)) for s in samples]
+                       for samples in sampler.generate(prompts, params)]
         for record, prompt, samples in zip(records, prompts, outputs):
-            texts = [tmpl.prefill + s.text for s in samples]
-            graded = grade_problem(record, texts, [len(s.token_ids) for s in samples], settings)
+            texts = [text for text, _ in samples]
+            lengths = [length for _, length in samples if length is not None]
+            graded = grade_problem(record, texts, lengths, settings)
             problems.append(graded)
             all_texts += texts
             label = record.get("task") if isinstance(record.get("task"), str) else str(spec)
@@ -218,13 +255,17 @@ def _num(x: Any) -> str:
 def to_markdown(result: dict) -> str:
     s = result["settings"]
     k = result["overall"].get("k", s["n"])
+    if s.get("completions"):
+        source = (f"Completions graded from `{s['completions']}` (not sampled), split={s['split']}, "
+                  f"size={s['size']}. ")
+    else:
+        source = (f"Sampling: n={s['n']} per problem, temperature={s['temperature']}, top_p={s['top_p']}, "
+                  f"max_new_tokens={s['max_new_tokens']}, template={s['template']!s} (prefill {s['prefill']!r}), "
+                  f"split={s['split']}, size={s['size']}, seed={s['seed']}, stop={s['stop']}. ")
     lines = [
         f"# Evaluation: {result['name']}",
         "",
-        f"Sampling: n={s['n']} per problem, temperature={s['temperature']}, top_p={s['top_p']}, "
-        f"max_new_tokens={s['max_new_tokens']}, template={s['template']!s} (prefill {s['prefill']!r}), "
-        f"split={s['split']}, size={s['size']}, seed={s['seed']}, stop={s['stop']}. "
-        f"Intervals: 95% percentile bootstrap over problems ({s['bootstrap_resamples']} resamples, seed {s['bootstrap_seed']}).",
+        source + f"Intervals: 95% percentile bootstrap over problems ({s['bootstrap_resamples']} resamples, seed {s['bootstrap_seed']}).",
         "",
         f"| task | problems | pass@1 (%) | 95% CI | maj@{k} (%) | 95% CI | pass@k (%) | mean length | format (%) |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -1,7 +1,7 @@
 """Rule-based rewards with the TRL / open-r1 signature ``fn(completions, **columns) -> list[float | None]``.
 
 Registered: accuracy, format, format_soft, language_consistency, overlong, length, cosine, kimi_length,
-reasoning_steps, repetition_penalty, code, binary_code, code_format.
+reasoning_steps, repetition_penalty, code, binary_code, code_format, proof, proof_steps, proof_verified_lines.
 `extract_answer` and `grade_answer` are THE extractor and grader, shared with rejection sampling and eval.
 """
 
@@ -11,6 +11,7 @@ from r1lab.rewards import code as _code  # noqa: F401
 from r1lab.rewards import format as _format  # noqa: F401
 from r1lab.rewards import language as _language  # noqa: F401
 from r1lab.rewards import length as _length  # noqa: F401
+from r1lab.rewards import proof as _proof  # noqa: F401
 from r1lab.rewards import style as _style  # noqa: F401
 from r1lab.rewards.combine import CombinedReward, RewardBreakdown, combine_rewards
 from r1lab.rewards.grade import Grade, grade_answer

@@ -10,6 +10,9 @@ Protocol: one JSON object per line on stdin, one JSON reply per line on the orig
   {"op": "task", "task": str, "pred": str, "gold": str, "metadata": ..., "timeout_s": float}
                                                                          -> {"match": bool}
                                                                             or {"unknown_task": true}
+  {"op": "proof", "premises": [str], "goal": str, "proof": str, "timeout_s": float}
+                                      -> {"complete": bool, "verified_prefix": int, "lines": int, "statuses": [str]}
+                                         or {"invalid_problem": "..."} (premises or goal that do not parse)
 Any reply may instead be {"timeout": true} or {"error": "..."}.
 """
 
@@ -24,8 +27,10 @@ import sys
 
 from r1lab.data import verify_answer
 from r1lab.data.tasks.base import get_task
+from r1lab.logic import FormulaError, check_proof
 
 MEMORY_LIMIT_BYTES = 4 * 2**30
+Z3_MEMORY_MB = 1024
 
 
 class _Overrun(BaseException):
@@ -71,6 +76,19 @@ def _task(req: dict) -> dict:
     return {"match": bool(verify_answer(req["task"], req["pred"], req["gold"], req.get("metadata")))}
 
 
+def _proof(req: dict) -> dict:
+    """A proof checked line by line with Z3 (`r1lab.logic`); Z3's memory is capped below this process's."""
+    import z3  # optional: the `proofs` extra (the checker names it when missing)
+
+    z3.set_param("memory_max_size", Z3_MEMORY_MB)
+    try:
+        result = check_proof(req["premises"], req["goal"], req["proof"])
+    except FormulaError as e:
+        return {"invalid_problem": str(e)}
+    return {"complete": result.complete, "verified_prefix": result.verified_prefix, "lines": len(result.lines),
+            "statuses": [line.status for line in result.lines]}
+
+
 def _cap_cpu(budget_s: float) -> None:
     """Let this request use at most budget + 2 more CPU seconds (SIGXCPU kills the process beyond), so even
     an orphaned worker stuck in C code stops on its own; the parent normally kills it long before."""
@@ -97,7 +115,7 @@ def main() -> None:
     for line in sys.stdin:
         try:
             req = json.loads(line)
-            handler = {"math": _math, "task": _task}[req["op"]]
+            handler = {"math": _math, "task": _task, "proof": _proof}[req["op"]]
         except Exception as e:  # a malformed request is the parent's bug; answer rather than die
             out.write(json.dumps({"error": f"bad request: {e}"}) + "\n")
             continue

@@ -4,7 +4,9 @@
 - ``{"input": str, "output": str}``: the program gets `input` on stdin and passes when its stdout equals
   `output` up to trailing whitespace on each line and trailing blank lines;
 - ``{"code": str}``: assertion-style test code (HumanEval's ``check(candidate)``, MBPP's ``assert`` lines) run
-  after the completion's code in the same program; it passes when the program exits 0.
+  after the completion's code in the same program; it passes when the program exits 0. An optional
+  ``"prefix"`` is code put in front of the completion's (HumanEval's stub: its imports and helpers, and a
+  signature a body-only completion continues).
 A single ``{"code": ...}`` may stand for a one-test list. Text that is not JSON cannot be judged (None).
 Score = fraction of tests passed (`binary_code`, or ``all_or_nothing=True``: 1.0 only if all pass);
 no code block -> 0.0; no tests -> None. Each test runs in a fresh `r1lab.rewards.sandbox.run_python`;
@@ -64,7 +66,10 @@ def _parse_tests(tests: Any) -> list[dict] | None:
     out = []
     for t in tests:
         if isinstance(t, dict) and isinstance(t.get("code"), str):
-            out.append({"code": t["code"]})
+            prefix = t.get("prefix", "")
+            if not isinstance(prefix, str):
+                return None
+            out.append({"code": t["code"], "prefix": prefix})
         elif isinstance(t, dict) and "input" in t and "output" in t:
             out.append({"input": str(t["input"]), "output": str(t["output"])})
         else:
@@ -82,7 +87,8 @@ def run_tests(code: str, tests: list[dict], limits: SandboxLimits, total_wall_s:
             return passed, True
         run_limits = SandboxLimits(**{**limits.__dict__, "wall_s": min(limits.wall_s, left)})
         if "code" in test:  # assertion style: the tests run after the solution, in the same program
-            result = run_python(code + "\n\n" + test["code"] + "\n", "", run_limits)
+            program = test["prefix"] + "\n" + code + "\n\n" + test["code"] + "\n"
+            result = run_python(program, "", run_limits)
             ok = result.ok
         else:
             result = run_python(code, test["input"], run_limits)

@@ -8,11 +8,14 @@ unknown columns are ignored. ``None`` means "not applicable to this sample" (e.g
 
 The registry stores *factories*: ``get_reward(name, **params)`` builds a reward with its settings
 (``get_reward("overlong", max_len=512, cache_len=128)``); a plain function registered with
-`register_reward` is its own zero-parameter factory.
+`register_reward` is its own zero-parameter factory. A name of the form ``"package.module:function"`` imports a
+reward written elsewhere (TRL's ``trl.rewards:think_format_reward``, an open-r1 or a user's own function): with
+no params it is the reward itself, with params it is a factory called with them (open-r1's ``get_*_reward``).
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import threading
 from collections import Counter
@@ -63,11 +66,35 @@ def list_rewards() -> list[str]:
     return sorted(_FACTORIES)
 
 
+def imported_factory(name: str, with_params: bool) -> Callable[..., RewardFn]:
+    """The factory for a ``"package.module:function"`` reward name (see the module docstring)."""
+    module_name, _, attr = name.partition(":")
+    try:
+        obj = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"reward {name!r}: cannot import it ({type(e).__name__}: {e})") from None
+    if not callable(obj):
+        raise ConfigError(f"reward {name!r}: {type(obj).__name__} is not callable")
+    if with_params:
+        return obj
+
+    def imported(completions, **columns):  # a wrapper, so naming it below leaves the imported function as it was
+        return obj(completions, **columns)
+
+    return lambda: imported
+
+
 def get_reward(name: str, **params: Any) -> RewardFn:
-    """The reward registered as `name`, built with `params`; its ``__name__`` is `name` (TRL logs by it)."""
-    if name not in _FACTORIES:
-        raise ConfigError(f"unknown reward {name!r}; known: {', '.join(list_rewards())}")
-    factory = _FACTORIES[name]
+    """The reward registered as `name` (or imported, ``"module:function"``), built with `params`; its
+    ``__name__`` is `name` (TRL logs by it)."""
+    if name in _FACTORIES:
+        factory = _FACTORIES[name]
+    elif ":" in name:
+        factory = imported_factory(name, with_params=bool(params))
+    else:
+        raise ConfigError(f"unknown reward {name!r}; known: {', '.join(list_rewards())}, or 'module:function'")
     accepted = inspect.signature(factory).parameters
     unknown = sorted(set(params) - set(accepted))
     if unknown:

@@ -1,6 +1,6 @@
 """Tasks: synthetic arithmetic, reasoning-gym datasets and local files behind one `Task` interface."""
 
-from r1lab.data.tasks import files, rg, synthetic  # noqa: F401  (registers the task kinds)
+from r1lab.data.tasks import files, humaneval, proof, rg, synthetic  # noqa: F401  (registers the task kinds)
 from r1lab.data.tasks.base import (
     Task,
     get_task,

@@ -111,6 +111,14 @@ class SyntheticTask(Task):
         """Hard enough that answering with no working is unreliable (carries, borrows, several steps)."""
         raise NotImplementedError
 
+    def answer_text(self, record: dict) -> str:
+        """What a worked solution writes in its answer block (the gold answer; a proof task writes its proof)."""
+        return record["answer"]
+
+    def slipped_line(self, step: Step, rng: random.Random) -> str:
+        """A step written with a plausible slip (the line a reflective trace then checks and corrects)."""
+        return step.line(plausible_slip(step.value, rng, column=step.column))
+
     def wrong_answer(self, record: dict, rng: random.Random) -> str:
         """A plausible wrong final answer (off by a unit, a ten or a hundred)."""
         gold = int(record["answer"])
