@@ -45,3 +45,27 @@ def test_empty_run_says_so(tmp_path):
     md, _ = write_report(tmp_path)
     text = md.read_text()
     assert "No evaluation results" in text and "No RL metrics" in text
+
+
+def test_groups_extra_tasks_and_proofs_checked_line_by_line(tmp_path):
+    import pytest
+
+    pytest.importorskip("z3")
+    ev = tmp_path / "eval"
+    ev.mkdir()
+    (ev / "results.json").write_text(json.dumps({
+        "settings": {"n": 4, "group_by": "depth"},
+        "checkpoints": [{"name": "base", "pass@1": 0.1, "groups": {"1": 0.2, "3": 0.0, "10": 0.05},
+                         "extra": {"proof?depth=4": 0.0}},
+                        {"name": "r1", "pass@1": 0.5, "groups": {"1": 0.9, "3": 0.3, "10": 0.25},
+                         "extra": {"proof?depth=4": 0.125}}]}))
+    meta = {"premises": ["a == 4", "b == a + 3"], "goal": "b == 7"}
+    completion = "<think>\n</think>\n<answer>\n3. a == 5 [1]\n4. b == 7 [1, 2]\n</answer>"
+    (ev / "examples.json").write_text(json.dumps({"r1": [{"prompt": "p", "completion": completion, "correct": False,
+                                                          "metadata": meta}]}))
+    md, page = write_report(tmp_path)
+    text = md.read_text()
+    assert "| checkpoint | depth 1 (%) | depth 3 (%) | depth 10 (%) | proof?depth=4 (%) |" in text  # numeric order
+    assert "| r1 | 90.0 | 30.0 | 25.0 | 12.5 |" in text
+    assert "- ✗ wrong `3. a == 5 [1]`" in text and "- ✓ `4. b == 7 [1, 2]`" in text
+    assert "<li class='bad'>✗ wrong <code>3. a == 5 [1]</code></li>" in page.read_text()

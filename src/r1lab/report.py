@@ -3,8 +3,9 @@
 Inputs (conventions of `r1lab run`): each stage directory may hold `metrics.jsonl` (one JSON object per
 step; RL stages log TRL-style names) and `done.json`; the evaluation stage writes `eval/results.json`
 (`{"settings": {...}, "checkpoints": [{"name", "pass@1", "pass@1_ci", "maj@k", "k", "n", ...}]}`) and
-`eval/examples.json` (`{checkpoint: [{"prompt", "completion", "correct"}]}`). Nothing here invents a number:
-a plot or table row without data is left out and the report says so.
+`eval/examples.json` (`{checkpoint: [{"prompt", "completion", "correct", "metadata"}]}`). Nothing here invents a
+number: a plot or table row without data is left out and the report says so. An example whose problem is a proof
+problem is shown with each line of its proof checked (`r1lab.logic`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from r1lab.atomic import atomic_write_text, raise_if_disk_full, unique_temp_path
+from r1lab.data.answer import answer_block
+from r1lab.errors import R1labError
+from r1lab.logic import FormulaError, check_proof
 
 # Plot name -> candidate metric keys (first present wins), in the order TRL / r1lab name them.
 CURVES: dict[str, tuple[str, ...]] = {
@@ -197,6 +201,41 @@ def _table_rows(results: dict) -> list[list[str]]:
 HEADER = ["checkpoint", "pass@1 (%)", "95% CI", "maj@k (%)", "mean length (tokens)", "reflection rate (%)"]
 
 
+def _breakdown(results: dict) -> tuple[list[str], list[list[str]]]:
+    """Per-group pass@1 (eval.group_by, e.g. a proof's depth) and extra held-out tasks, one row per checkpoint."""
+    checkpoints = results.get("checkpoints", [])
+    key = results.get("settings", {}).get("group_by") or "group"
+    groups = sorted({g for c in checkpoints for g in c.get("groups", {})}, key=_numeric_first)
+    extras = list(dict.fromkeys(t for c in checkpoints for t in c.get("extra", {})))
+    if not groups and not extras:
+        return [], []
+    header = ["checkpoint"] + [f"{key} {g} (%)" for g in groups] + [f"{t} (%)" for t in extras]
+    rows = [[c.get("name", "?")] + [_fmt(c.get("groups", {}).get(g)) for g in groups]
+            + [_fmt(c.get("extra", {}).get(t)) for t in extras] for c in checkpoints]
+    return header, rows
+
+
+def _numeric_first(value: str) -> tuple:
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
+
+
+def checked_lines(example: dict) -> list[tuple[str, str]] | None:
+    """(line, status) for each line of the proof in an example's answer, when its problem is a proof problem."""
+    meta = example.get("metadata") or {}
+    proof = answer_block(example.get("completion", ""))
+    if not isinstance(meta.get("premises"), list) or not isinstance(meta.get("goal"), str) or proof is None:
+        return None
+    try:
+        result = check_proof(meta["premises"], meta["goal"], proof)
+    except (FormulaError, R1labError):  # a broken problem, or z3 missing: show the example unmarked
+        return None
+    return [(f"{v.number}. {v.text}" + (f" [{', '.join(map(str, v.citations))}]" if v.citations else ""), v.status)
+            for v in result.lines]
+
+
 def _settings_line(results: dict) -> str:
     s = results.get("settings", {})
     if not s:
@@ -217,6 +256,11 @@ def _markdown(run_dir, results, plots, examples, stages) -> str:
         lines += ["| " + " | ".join(r) + " |" for r in rows]
     else:
         lines.append("_No evaluation results were found in this run._")
+    header, breakdown = _breakdown(results)
+    if breakdown:
+        lines += ["", "Held-out pass@1 by group and on the extra held-out tasks:", "",
+                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in breakdown]
     lines += ["", "## Training curves", ""]
     for title, path in plots:
         lines += [f"### {title}", "", f"![{title}]({path.relative_to(run_dir)})", ""]
@@ -229,6 +273,10 @@ def _markdown(run_dir, results, plots, examples, stages) -> str:
             for e in exs:
                 mark = "correct" if e.get("correct") else "wrong"
                 lines += [f"Prompt: `{e.get('prompt', '').strip()}` — {mark}", "", "```", e.get("completion", ""), "```", ""]
+                marked = checked_lines(e)
+                if marked:
+                    lines += ["Proof checked line by line:", ""]
+                    lines += [f"- {'✓' if st == 'verified' else '✗ ' + st} `{text}`" for text, st in marked] + [""]
     return "\n".join(lines) + "\n"
 
 
@@ -255,6 +303,12 @@ def _html(run_dir, results, plots, examples, stages) -> str:
         parts.append("</table>")
     else:
         parts.append("<p><i>No evaluation results were found in this run.</i></p>")
+    header, breakdown = _breakdown(results)
+    if breakdown:
+        parts.append("<p>Held-out pass@1 by group and on the extra held-out tasks:</p><table><tr>"
+                     + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in breakdown]
+        parts.append("</table>")
     parts.append("<h2>Training curves</h2>")
     for title, path in plots:
         data = base64.b64encode(path.read_bytes()).decode()
@@ -267,5 +321,10 @@ def _html(run_dir, results, plots, examples, stages) -> str:
                 cls, mark = ("ok", "correct") if e.get("correct") else ("bad", "wrong")
                 parts.append(f"<p>Prompt: <code>{esc(e.get('prompt', '').strip())}</code> — "
                              f"<span class='{cls}'>{mark}</span></p><pre>{esc(e.get('completion', ''))}</pre>")
+                marked = checked_lines(e)
+                if marked:
+                    parts.append("<p>Proof checked line by line:</p><ul>" + "".join(
+                        f"<li class='{'ok' if st == 'verified' else 'bad'}'>{'✓' if st == 'verified' else '✗ ' + esc(st)} "
+                        f"<code>{esc(text)}</code></li>" for text, st in marked) + "</ul>")
     parts.append("</body></html>")
     return "\n".join(parts)

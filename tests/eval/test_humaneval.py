@@ -115,3 +115,23 @@ def test_missing_package_is_one_line_naming_the_extra(monkeypatch):
             humaneval_problems()
     finally:
         humaneval_problems.cache_clear()
+
+
+def test_group_by_breaks_pass1_down_by_a_metadata_key(tmp_path):
+    """`group_by` (here a proof's depth) gives each value's problems their own metrics, in numeric order."""
+    pytest.importorskip("z3")
+    from r1lab.data.tasks import get_task
+
+    task = get_task("proof?depth=1-3")
+    records = load_task(task.name, "test", 12)
+    path = tmp_path / "proofs.jsonl"
+    # the worked proof for depth 1 and 2, nothing useful for depth 3
+    path.write_text("".join(json.dumps({"id": r["id"], "completion": (
+        f"<think>\n</think>\n<answer>\n{task.answer_text(r)}\n</answer>" if r["metadata"]["depth"] < 3 else "no")})
+        + "\n" for r in records))
+    result = evaluate(None, task.name, size=12, completions=path, name="proofs", group_by="depth")
+    groups = result["groups"]
+    assert list(groups) == sorted(groups, key=int) and set(groups) <= {"1", "2", "3"}
+    for depth, m in groups.items():
+        assert m["pass@1"] == (1.0 if int(depth) < 3 else 0.0)
+    assert sum(m["problems"] for m in groups.values()) == 12 and result["settings"]["group_by"] == "depth"

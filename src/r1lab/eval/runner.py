@@ -56,6 +56,7 @@ class EvalSettings:
     bootstrap_resamples: int = BOOTSTRAP_RESAMPLES
     bootstrap_seed: int = BOOTSTRAP_SEED
     completions: str | None = None  # graded from this file instead of sampled (then the sampling fields are unused)
+    group_by: str | None = None  # metadata key of the per-group breakdown
 
     def check(self) -> None:
         if self.n < 1:
@@ -173,6 +174,7 @@ def evaluate(
     tokenizer: Any = None,
     sampler: Any = None,
     completions: str | Path | None = None,
+    group_by: str | None = None,
     out_dir: str | Path | None = None,
     name: str | None = None,
 ) -> dict:
@@ -180,6 +182,8 @@ def evaluate(
     (anything with ``generate(prompts, SamplingParams) -> list[list[Completion]]``) on held-out problems.
     With `completions` (a JSONL file, `r1lab.eval.completions`), grade those instead of sampling: no model is
     loaded, `model_or_dir` only names the result, and lengths (in tokens) are not known.
+    With `group_by` (a metadata key of the task's records, e.g. a proof's `depth`), the result also has the
+    metrics of each value's problems under ``groups``.
 
     Returns (and with `out_dir` writes atomically as ``eval.json`` + ``eval.md``) the settings, overall and
     per-task metrics, every problem's graded samples, and a few example completions.
@@ -197,7 +201,7 @@ def evaluate(
     settings = EvalSettings(
         n=n, k=k, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, template=tmpl.name,
         prefill=tmpl.prefill, split=split, size=size, seed=seed, stop=list(stop), fallbacks=list(fallbacks),
-        completions=None if completions is None else str(completions),
+        completions=None if completions is None else str(completions), group_by=group_by,
     )
     settings.check()
     params = SamplingParams(n=n, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
@@ -206,6 +210,7 @@ def evaluate(
     started = time.monotonic()
     problems, examples, all_texts = [], [], []
     per_task: dict[str, list[dict]] = {}
+    per_group: dict[str, list[dict]] = {}
     for spec in task_list:
         records = load_task(spec, split, size, seed)
         prompts = [tmpl.render(r["prompt"], tokenizer) for r in records]
@@ -223,8 +228,11 @@ def evaluate(
             all_texts += texts
             label = record.get("task") if isinstance(record.get("task"), str) else str(spec)
             per_task.setdefault(label, []).append(graded)
+            if group_by is not None and group_by in (record.get("metadata") or {}):
+                per_group.setdefault(str(record["metadata"][group_by]), []).append(graded)
             if len(examples) < N_EXAMPLES:
-                examples.append({"prompt": prompt, "completion": texts[0], "correct": graded["correct"][0]})
+                examples.append({"prompt": prompt, "completion": texts[0], "correct": graded["correct"][0],
+                                 "metadata": record.get("metadata") or {}})
 
     overall = summarize(problems, settings)
     overall["reflection_rate"] = reflection_rate(all_texts)
@@ -234,6 +242,7 @@ def evaluate(
         "settings": asdict(settings),
         "overall": overall,
         "tasks": {t: summarize(ps, settings) for t, ps in per_task.items()},
+        "groups": {g: summarize(ps, settings) for g, ps in sorted(per_group.items(), key=_group_order)},
         "problems": problems,
         "examples": examples,
         "seconds": time.monotonic() - started,
@@ -241,6 +250,14 @@ def evaluate(
     if out_dir is not None:
         write_results(result, out_dir)
     return result
+
+
+def _group_order(item: tuple[str, list]) -> tuple:
+    """Numeric group values in numeric order (depth 2 before 10), others after, alphabetically."""
+    try:
+        return (0, float(item[0]), "")
+    except ValueError:
+        return (1, 0.0, item[0])
 
 
 # -- output --------------------------------------------------------------------------------------------------
@@ -280,6 +297,11 @@ def to_markdown(result: dict) -> str:
             f"| {_pct(m['maj@k'])} | [{_pct(m['maj@k_ci'][0])}, {_pct(m['maj@k_ci'][1])}] | {passk} "
             f"| {_num(m['mean_length'])} | {_pct(m['format_rate'])} |"
         )
+    if result.get("groups"):
+        lines += ["", f"| {s.get('group_by')} | problems | pass@1 (%) | 95% CI |", "|---|---|---|---|"]
+        for group, m in result["groups"].items():
+            lines.append(f"| {group} | {m['problems']} | {_pct(m['pass@1'])} "
+                         f"| [{_pct(m['pass@1_ci'][0])}, {_pct(m['pass@1_ci'][1])}] |")
     timeouts = result["overall"].get("grader_timeouts", 0)
     if timeouts:
         lines += ["", f"Grader time-outs (scored wrong): {timeouts}."]

@@ -174,13 +174,21 @@ def eval_stage(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
 
     todo = [(stage, label) for stage, label in EVALUATED if stage in ctx.results]
     for stage, label in tqdm(todo, desc="eval", unit="checkpoint", disable=not cfg.progress):
-        res = evaluate(_ckpt(ctx, stage), cfg.task.spec, n=e.n, k=e.k, temperature=e.temperature, top_p=e.top_p,
-                       max_new_tokens=e.max_new_tokens, template=cfg.task.template, split="test", size=e.size,
-                       seed=cfg.task.seed, out_dir=ctx.stage_dir / stage, name=label)
+        common = dict(n=e.n, k=e.k, temperature=e.temperature, top_p=e.top_p, max_new_tokens=e.max_new_tokens,
+                      template=cfg.task.template, split="test", size=e.size, seed=cfg.task.seed,
+                      group_by=e.group_by)
+        res = evaluate(_ckpt(ctx, stage), cfg.task.spec, out_dir=ctx.stage_dir / stage, name=label, **common)
         settings = res["settings"]
-        rows.append({"name": label, "stage": stage, **res["overall"]})
+        row = {"name": label, "stage": stage, **res["overall"]}
+        if res.get("groups"):
+            row["groups"] = {g: m["pass@1"] for g, m in res["groups"].items()}
+        for i, spec in enumerate(e.extra_tasks):
+            extra = evaluate(_ckpt(ctx, stage), spec, out_dir=ctx.stage_dir / stage / f"extra{i}", name=label, **common)
+            row.setdefault("extra", {})[spec] = extra["overall"]["pass@1"]
+        rows.append(row)
         examples[label] = [{"prompt": x.get("prompt", ""), "completion": x.get("completion", ""),
-                            "correct": bool(x.get("correct"))} for x in res.get("examples", [])[: e.examples]]
+                            "correct": bool(x.get("correct")), "metadata": x.get("metadata") or {}}
+                           for x in res.get("examples", [])[: e.examples]]
     atomic_write_json(ctx.stage_dir / "results.json", {"settings": settings, "checkpoints": rows})
     atomic_write_json(ctx.stage_dir / "examples.json", examples)
     by_stage = {r["stage"]: r for r in rows}
