@@ -72,7 +72,7 @@ def _stage_order(run_dir: Path):
     return lambda p: (order.get(p.name, 1_000), p.name)
 
 
-def _save(fig, path: Path) -> bool:
+def save_figure(fig, path: Path) -> bool:
     """Write a figure atomically (temp file + rename) and close it."""
     import matplotlib.pyplot as plt  # only when a report is drawn
 
@@ -110,7 +110,7 @@ def _plot(path: Path, title: str, panels: list[tuple[str, dict[str, tuple[list[f
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _collect(stages: dict[str, list[dict]], name: str) -> dict[str, tuple[list[float], list[float]]]:
@@ -144,7 +144,7 @@ def _expert_load_plot(run_dir: Path, path: Path) -> bool:
     ax.set_xlabel("routed expert")
     ax.set_title("MoE expert load (share of routed tokens)")
     fig.colorbar(im, ax=ax)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _fmt(x: Any, pct: bool = True) -> str:
