@@ -69,3 +69,47 @@ def test_groups_extra_tasks_and_proofs_checked_line_by_line(tmp_path):
     assert "| r1 | 90.0 | 30.0 | 25.0 | 12.5 |" in text
     assert "- ✗ wrong `3. a == 5 [1]`" in text and "- ✓ `4. b == 7 [1, 2]`" in text
     assert "<li class='bad'>✗ wrong <code>3. a == 5 [1]</code></li>" in page.read_text()
+
+
+def test_headline_reads_as_figures_with_units_and_what_they_compare(tmp_path):
+    (tmp_path / "summary.json").write_text(json.dumps({
+        "rl_gain_points": 14.75, "r1_zero_length_growth": 0.2345, "effective_correction_growth": None,
+        "effective_corrections_first_last": [0.01, 0.0312], "base_reflection_rate_step0": 0.125,
+        "mean_length_after_rl": 31.55625, "custom_figure": 3, "stage_seconds": {"data": 12.0, "base": 300.5}}))
+    rl = tmp_path / "r1_zero"
+    rl.mkdir()
+    (rl / "aha.json").write_text(json.dumps({"step": 7, "prompt": "47+38=?", "completion": "7+8=14\nwait, ..."}))
+    md, page = write_report(tmp_path)
+    text = md.read_text()
+    assert "| Reasoning-RL gain | +14.8 points | reasoning RL vs cold-start SFT |" in text
+    assert "| Thinking time under R1-Zero | +23% |" in text
+    assert "| Effective self-corrections under R1-Zero | – (not measurable in this run) |" in text
+    assert "| Effective self-corrections per completion | 0.010 -> 0.031 |" in text
+    assert "| Reflection rate of the base's own samples | 12.5% |" in text
+    assert "| Completion length after reasoning RL | 31.6 tokens | reasoning RL |" in text
+    assert "| custom_figure | 3 |" in text and "stage_seconds" not in text and "{'data'" not in text
+    assert (tmp_path / "plots" / "stage_times.png").read_bytes()[:4] == b"\x89PNG"
+    assert "### r1_zero, RL step 7" in text and "47+38=?" in text
+    assert "The first effective self-correction" in page.read_text()
+
+
+def test_thinking_headline_from_rl_metrics_and_eval_groups(tmp_path):
+    from r1lab.recipe.stages import thinking_headline, window_means
+
+    rows = [{"step": i, "completions/mean_length_correct": 10 + i, "completions/effective_corrections": 0.01 * (1 + i),
+             "completions/reflection_rate": 0.2 + 0.01 * i} for i in range(20)]
+    (tmp_path / "r1_zero").mkdir()
+    (tmp_path / "r1_zero" / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    assert window_means(rows, "completions/mean_length_correct") == (10.5, 28.5)  # steps 0-1 and 18-19
+    by_stage = {"base": {"pass@1": 0.5, "group_lengths": {"0": 10.0, "2": 15.0}},
+                "r1_zero": {"pass@1": 0.6, "group_lengths": {"0": 10.0, "1": 99.0, "2": 30.0}},
+                "cold_start": {"pass@1": 0.45}, "r1_rl": {"pass@1": 0.7}, "r1_sft": {"pass@1": 0.55},
+                "r1": {"pass@1": 0.8}, "student_base": {"pass@1": 0.1}, "student_distill": {"pass@1": 0.4}}
+    out = thinking_headline(tmp_path, by_stage)
+    assert out["stage_drop_points"] == 5.0  # base 50 -> cold start 45
+    assert out["r1_final_minus_base_points"] == 30.0
+    assert out["r1_zero_length_growth"] == round(28.5 / 10.5 - 1, 3)
+    assert out["effective_correction_growth"] == round(0.195 / 0.015, 3)
+    assert out["base_reflection_rate_step0"] == 0.2
+    assert out["adaptive_thinking_gain"] == 2.0  # (30/10) / (15/10)
+    assert thinking_headline(tmp_path / "nowhere", {})["r1_zero_length_growth"] is None

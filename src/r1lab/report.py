@@ -147,6 +147,81 @@ def _expert_load_plot(run_dir: Path, path: Path) -> bool:
     return save_figure(fig, path)
 
 
+# Headline figures: key -> (figure, how to print it, the two things it compares). Unknown keys are listed as they are.
+HEADLINE: dict[str, tuple[str, str, str]] = {
+    "r1_final_minus_base_points": ("Whole R1 path", "{:+.1f} points", "R1 (second RL) vs base, held-out pass@1"),
+    "r1_zero_gain_points": ("R1-Zero gain", "{:+.1f} points", "R1-Zero vs base"),
+    "rl_gain_points": ("Reasoning-RL gain", "{:+.1f} points", "reasoning RL vs cold-start SFT"),
+    "second_rl_gain_points": ("Second-RL gain", "{:+.1f} points", "R1 vs rejection-sampling SFT"),
+    "distill_minus_rl_points": ("Distillation vs RL (student)", "{:+.1f} points", "student distilled vs student RL only"),
+    "stage_drop_points": ("Largest loss of a stage", "{:.1f} points",
+                          "worst of: cold start, reasoning RL, rejection SFT, R1, distilled student vs their start"),
+    "r1_zero_length_growth": ("Thinking time under R1-Zero", "{:+.0%}",
+                              "mean length of correct completions, last vs first 10% of RL steps"),
+    "effective_correction_growth": ("Effective self-corrections under R1-Zero", "{:.2f}x",
+                                    "per completion, last vs first 10% of RL steps"),
+    "effective_corrections_first_last": ("Effective self-corrections per completion", "{0[0]:.3f} -> {0[1]:.3f}",
+                                         "R1-Zero, first vs last 10% of RL steps"),
+    "base_reflection_rate_step0": ("Reflection rate of the base's own samples", "{:.1%}",
+                                   "R1-Zero's first RL step (the 'aha' already at step 0)"),
+    "adaptive_thinking_gain": ("Adaptive thinking", "{:.2f}x",
+                               "hardest/easiest-bucket length ratio, R1-Zero over base"),
+    "mean_length_before_rl": ("Completion length before reasoning RL", "{:.1f} tokens", "cold-start SFT"),
+    "mean_length_after_rl": ("Completion length after reasoning RL", "{:.1f} tokens", "reasoning RL"),
+    "r1_zero_mean_length_before": ("Completion length before R1-Zero", "{:.1f} tokens", "base"),
+    "r1_zero_mean_length_after": ("Completion length after R1-Zero", "{:.1f} tokens", "R1-Zero"),
+}
+
+
+def headline_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(figure, value with its unit, what it compares) for every headline figure except stage times."""
+    rows = []
+    for key, value in summary.items():
+        if key == "stage_seconds":
+            continue
+        label, fmt, compares = HEADLINE.get(key, (key, "{}", ""))
+        if value is None:
+            text = "– (not measurable in this run)"
+        else:
+            try:
+                text = fmt.format(value)
+            except (TypeError, ValueError, IndexError):
+                text = str(value)
+        rows.append((label, text, compares))
+    return rows
+
+
+def _stage_times_plot(seconds: dict[str, Any], path: Path) -> bool:
+    times = {k: float(v) for k, v in seconds.items() if isinstance(v, (int, float))}
+    if not times:
+        return False
+    import matplotlib  # only when a report is drawn
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # only when a report is drawn
+
+    fig, ax = plt.subplots(figsize=(6.5, 0.28 * len(times) + 0.9))
+    names = list(times)[::-1]
+    ax.barh(names, [times[n] / 60 for n in names], color="#4a7ab5")
+    ax.set_xlabel("minutes")
+    ax.set_title(f"Stage times (total {sum(times.values()) / 60:.1f} min)")
+    ax.grid(axis="x", alpha=0.3)
+    return save_figure(fig, path)
+
+
+def first_corrections(run_dir: Path) -> list[tuple[str, dict]]:
+    """(RL stage, its aha.json) for every RL stage that logged an effective self-correction, in run order."""
+    out = []
+    for d in sorted((p for p in run_dir.iterdir() if p.is_dir()), key=_stage_order(run_dir)):
+        aha = d / "aha.json"
+        if aha.exists():
+            try:
+                out.append((d.name, json.loads(aha.read_text(encoding="utf-8"))))
+            except ValueError:
+                continue
+    return out
+
+
 def _fmt(x: Any, pct: bool = True) -> str:
     if not isinstance(x, (int, float)):
         return "–"
@@ -177,6 +252,9 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
         _plot(plots_dir / "kl_entropy.png", "KL and entropy per RL step",
               [("KL (k3)", _collect(stages, "kl")), ("entropy (nats/token)", _collect(stages, "entropy"))]))
     add("MoE expert load", "expert_load.png", _expert_load_plot(run_dir, plots_dir / "expert_load.png"))
+    summary_path = run_dir / "summary.json"
+    seconds = json.loads(summary_path.read_text()).get("stage_seconds", {}) if summary_path.exists() else {}
+    add("Stage times", "stage_times.png", _stage_times_plot(seconds, plots_dir / "stage_times.png"))
 
     results_path = run_dir / "eval" / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
@@ -247,8 +325,9 @@ def _markdown(run_dir, results, plots, examples, stages) -> str:
     lines = [f"# r1lab run report: `{run_dir.name}`", ""]
     summary = run_dir / "summary.json"
     if summary.exists():
-        s = json.loads(summary.read_text())
-        lines += ["## Headline", ""] + [f"- **{k}**: {v}" for k, v in s.items()] + [""]
+        rows = headline_rows(json.loads(summary.read_text()))
+        lines += ["## Headline", "", "| figure | value | compares |", "|---|---|---|"]
+        lines += [f"| {a} | {b} | {c} |" for a, b, c in rows] + [""]
     lines += ["## Evaluation (held-out problems)", "", f"Settings: {_settings_line(results)}", ""]
     rows = _table_rows(results)
     if rows:
@@ -266,6 +345,13 @@ def _markdown(run_dir, results, plots, examples, stages) -> str:
         lines += [f"### {title}", "", f"![{title}]({path.relative_to(run_dir)})", ""]
     if not plots:
         lines.append("_No RL metrics were found in this run._")
+    ahas = first_corrections(run_dir)
+    if ahas:
+        lines += ["## The first effective self-correction of each RL stage", "",
+                  "A reflection that follows a wrong step, writes it right, and ends in the right answer.", ""]
+        for stage, aha in ahas:
+            lines += [f"### {stage}, RL step {aha.get('step')}", "", f"Prompt: `{str(aha.get('prompt', '')).strip()}`",
+                      "", "```", str(aha.get("completion", "")), "```", ""]
     if examples:
         lines += ["## Example completions", ""]
         for ckpt, exs in examples.items():
@@ -293,8 +379,9 @@ def _html(run_dir, results, plots, examples, stages) -> str:
     ]
     summary = run_dir / "summary.json"
     if summary.exists():
-        s = json.loads(summary.read_text())
-        parts.append("<h2>Headline</h2><ul>" + "".join(f"<li><b>{esc(k)}</b>: {esc(str(v))}</li>" for k, v in s.items()) + "</ul>")
+        rows = headline_rows(json.loads(summary.read_text()))
+        parts.append("<h2>Headline</h2><table><tr><th>figure</th><th>value</th><th>compares</th></tr>" + "".join(
+            f"<tr><td>{esc(a)}</td><td>{esc(b)}</td><td>{esc(c)}</td></tr>" for a, b, c in rows) + "</table>")
     parts.append(f"<h2>Evaluation (held-out problems)</h2><p>Settings: {esc(_settings_line(results))}</p>")
     rows = _table_rows(results)
     if rows:
@@ -313,6 +400,13 @@ def _html(run_dir, results, plots, examples, stages) -> str:
     for title, path in plots:
         data = base64.b64encode(path.read_bytes()).decode()
         parts.append(f"<h3>{esc(title)}</h3><img alt='{esc(title)}' src='data:image/png;base64,{data}'>")
+    ahas = first_corrections(run_dir)
+    if ahas:
+        parts.append("<h2>The first effective self-correction of each RL stage</h2>")
+        for stage, aha in ahas:
+            parts.append(f"<h3>{esc(stage)}, RL step {esc(str(aha.get('step')))}</h3><p>Prompt: "
+                         f"<code>{esc(str(aha.get('prompt', '')).strip())}</code></p>"
+                         f"<pre>{esc(str(aha.get('completion', '')))}</pre>")
     if examples:
         parts.append("<h2>Example completions</h2>")
         for ckpt, exs in examples.items():

@@ -20,6 +20,7 @@ from r1lab.atomic import atomic_write_json, atomic_write_text
 from r1lab.data import get_template, load_task
 from r1lab.data.answer import DEFAULT_FALLBACKS, extract_answer
 from r1lab.data.completion_metrics import reflection_rate
+from r1lab.data.thinking_metrics import correction_metrics, difficulty
 from r1lab.engine import SamplingParams, make_sampler
 from r1lab.errors import ConfigError
 from r1lab.eval.completions import read_completions
@@ -132,10 +133,19 @@ def summarize(problems: Sequence[dict], settings: EvalSettings) -> dict:
         "maj@k_ci": list(bootstrap_ci(maj, **boot)) if maj else [None, None],
         "pass@k": {str(kk): sum(pass_at_k(p["n"], p["c"], kk) for p in problems) / len(problems) for kk in default_ks(n)},
         "mean_length": sum(lengths) / len(lengths) if lengths else None,
+        **_split_lengths(problems),
         "format_rate": sum(f for p in problems for f in p["format"]) / sum(len(p["format"]) for p in problems),
         "grader_timeouts": sum(p["timeouts"] for p in problems),
     }
     return out
+
+
+def _split_lengths(problems: Sequence[dict]) -> dict[str, float | None]:
+    """Mean length of correct and of wrong completions apart (Dr. GRPO's decomposition of "thinking time")."""
+    right = [n for p in problems if len(p["lengths"]) == p["n"] for n, ok in zip(p["lengths"], p["correct"]) if ok]
+    wrong = [n for p in problems if len(p["lengths"]) == p["n"] for n, ok in zip(p["lengths"], p["correct"]) if not ok]
+    return {"mean_length_correct": sum(right) / len(right) if right else None,
+            "mean_length_wrong": sum(wrong) / len(wrong) if wrong else None}
 
 
 # -- sampling ------------------------------------------------------------------------------------------------
@@ -208,7 +218,7 @@ def evaluate(
                             seed=seed, stop=list(stop))
 
     started = time.monotonic()
-    problems, examples, all_texts = [], [], []
+    problems, examples, all_texts, all_records, all_correct = [], [], [], [], []
     per_task: dict[str, list[dict]] = {}
     per_group: dict[str, list[dict]] = {}
     for spec in task_list:
@@ -226,16 +236,21 @@ def evaluate(
             graded = grade_problem(record, texts, lengths, settings)
             problems.append(graded)
             all_texts += texts
+            all_records += [record] * len(texts)
+            all_correct += graded["correct"]
             label = record.get("task") if isinstance(record.get("task"), str) else str(spec)
             per_task.setdefault(label, []).append(graded)
-            if group_by is not None and group_by in (record.get("metadata") or {}):
-                per_group.setdefault(str(record["metadata"][group_by]), []).append(graded)
+            group = _group_value(record, group_by)
+            if group is not None:
+                per_group.setdefault(str(group), []).append(graded)
             if len(examples) < N_EXAMPLES:
                 examples.append({"prompt": prompt, "completion": texts[0], "correct": graded["correct"][0],
                                  "metadata": record.get("metadata") or {}})
 
     overall = summarize(problems, settings)
     overall["reflection_rate"] = reflection_rate(all_texts)
+    overall.update({k.removeprefix("completions/"): v
+                    for k, v in correction_metrics(all_texts, all_records, all_correct).items()})
     result = {
         "name": name or (Path(str(model_or_dir)).name if isinstance(model_or_dir, (str, Path)) else type(model_or_dir).__name__),
         "model": str(model_or_dir) if isinstance(model_or_dir, (str, Path)) else None,
@@ -250,6 +265,16 @@ def evaluate(
     if out_dir is not None:
         write_results(result, out_dir)
     return result
+
+
+def _group_value(record: dict, key: str | None) -> Any:
+    """The record's metadata value for `key`; `difficulty` falls back to the task's own difficulty bucket."""
+    if key is None:
+        return None
+    meta = record.get("metadata") or {}
+    if key in meta:
+        return meta[key]
+    return difficulty(record) if key == "difficulty" else None
 
 
 def _group_order(item: tuple[str, list]) -> tuple:

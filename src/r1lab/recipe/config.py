@@ -49,7 +49,8 @@ class EvalSection(StrictModel):
     top_p: float = Field(0.95, gt=0, le=1)
     max_new_tokens: int = Field(96, ge=1)
     examples: int = Field(2, ge=0, description="example completions per checkpoint in the report")
-    group_by: str | None = Field(None, description="metadata key of a per-group breakdown (a proof's depth)")
+    group_by: str | None = Field("difficulty", description="metadata key of a per-group breakdown (a proof's "
+                                 "depth); `difficulty`: the task's difficulty bucket (thinking time per bucket)")
     extra_tasks: list[str] = Field(default_factory=list, description="more held-out tasks for every checkpoint "
                                    "(e.g. a deeper proof depth than training saw: generalisation)")
 

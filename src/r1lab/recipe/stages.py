@@ -26,6 +26,7 @@ from r1lab.errors import R1labError
 from r1lab.eval import evaluate
 from r1lab.pipeline import Stage, StageContext
 from r1lab.recipe.config import RecipeConfig
+from r1lab.report import read_jsonl
 from r1lab.sampling.rejection import sample
 from r1lab.train.rl import rl
 from r1lab.train.stages.distill import distill
@@ -182,6 +183,7 @@ def eval_stage(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
         row = {"name": label, "stage": stage, **res["overall"]}
         if res.get("groups"):
             row["groups"] = {g: m["pass@1"] for g, m in res["groups"].items()}
+            row["group_lengths"] = {g: m["mean_length"] for g, m in res["groups"].items()}
         for i, spec in enumerate(e.extra_tasks):
             extra = evaluate(_ckpt(ctx, stage), spec, out_dir=ctx.stage_dir / stage / f"extra{i}", name=label, **common)
             row.setdefault("extra", {})[spec] = extra["overall"]["pass@1"]
@@ -192,8 +194,8 @@ def eval_stage(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
     atomic_write_json(ctx.stage_dir / "results.json", {"settings": settings, "checkpoints": rows})
     atomic_write_json(ctx.stage_dir / "examples.json", examples)
     by_stage = {r["stage"]: r for r in rows}
-    return {"artifacts": {"results": f"{ctx.stage_dir.name}/results.json"},
-            "summary": headline(by_stage)}
+    summary = {**headline(by_stage), **thinking_headline(ctx.run_dir, by_stage)}
+    return {"artifacts": {"results": f"{ctx.stage_dir.name}/results.json"}, "summary": summary}
 
 
 def headline(by_stage: dict[str, dict]) -> dict[str, Any]:
@@ -217,6 +219,53 @@ def headline(by_stage: dict[str, dict]) -> dict[str, Any]:
         "r1_zero_mean_length_before": get("base", "mean_length"),
         "r1_zero_mean_length_after": get("r1_zero", "mean_length"),
     }
+
+
+# (checkpoint a stage started from, the stage): the drops `stage_drop_points` watches. R1-Zero and the RL-only
+# student are the baselines RL is compared with, not steps of the R1 path, so they are not in it.
+STAGE_STARTS = [("base", "cold_start"), ("cold_start", "r1_rl"), ("base", "r1_sft"), ("r1_sft", "r1"),
+                ("student_base", "student_distill")]
+WINDOW = 0.1  # first and last 10% of an RL stage's steps
+
+
+def window_means(rows: list[dict], key: str) -> tuple[float, float] | None:
+    """Mean of `key` over the first and over the last 10% of an RL stage's logged steps."""
+    values = [float(r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+    if len(values) < 2:
+        return None
+    k = max(1, round(WINDOW * len(values)))
+    return sum(values[:k]) / k, sum(values[-k:]) / k
+
+
+def _length_ratio(row: dict | None) -> float | None:
+    """Mean length on the hardest difficulty bucket over the easiest, from a checkpoint's eval groups."""
+    lengths = {float(g): v for g, v in (row or {}).get("group_lengths", {}).items() if isinstance(v, (int, float))}
+    if len(lengths) < 2 or lengths[min(lengths)] <= 0:
+        return None
+    return lengths[max(lengths)] / lengths[min(lengths)]
+
+
+def thinking_headline(run_dir: Path, by_stage: dict[str, dict]) -> dict[str, Any]:
+    """Issue-15 figures: the worst stage drop, the whole path's gain, and R1-Zero's thinking-time and aha trends
+    (each None where the run lacks what it needs; raw window means beside the ratios)."""
+    drops = [100 * (by_stage[a]["pass@1"] - by_stage[b]["pass@1"]) for a, b in STAGE_STARTS
+             if a in by_stage and b in by_stage]
+    out: dict[str, Any] = {
+        "stage_drop_points": round(max(drops), 2) if drops else None,
+        "r1_final_minus_base_points": (round(100 * (by_stage["r1"]["pass@1"] - by_stage["base"]["pass@1"]), 2)
+                                       if "r1" in by_stage and "base" in by_stage else None),
+    }
+    rows = read_jsonl(run_dir / "r1_zero" / "metrics.jsonl")
+    length = window_means(rows, "completions/mean_length_correct")
+    out["r1_zero_length_growth"] = round(length[1] / length[0] - 1, 3) if length and length[0] > 0 else None
+    corr = window_means(rows, "completions/effective_corrections")
+    out["effective_corrections_first_last"] = [round(corr[0], 4), round(corr[1], 4)] if corr else None
+    out["effective_correction_growth"] = round(corr[1] / corr[0], 3) if corr and corr[0] > 0 else None
+    first = next((r for r in rows if isinstance(r.get("completions/reflection_rate"), (int, float))), None)
+    out["base_reflection_rate_step0"] = round(first["completions/reflection_rate"], 4) if first else None  # "aha at epoch 0"
+    base, zero = _length_ratio(by_stage.get("base")), _length_ratio(by_stage.get("r1_zero"))
+    out["adaptive_thinking_gain"] = round(zero / base, 3) if base and zero else None
+    return out
 
 
 def stages(cfg: RecipeConfig) -> list[Stage]:

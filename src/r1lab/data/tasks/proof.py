@@ -19,6 +19,7 @@ the think block with one wrong line caught by "wait, let me check:" and correcte
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 
 from r1lab.data.tasks.base import collect_problems, register_task, split_gold
@@ -179,6 +180,20 @@ class ProofTask(SyntheticTask):
 
     def is_hard(self, record):
         return record["metadata"]["depth"] >= 3
+
+    def difficulty(self, record):
+        return int(record["metadata"]["depth"])
+
+    def judge_line(self, record, line):
+        """A numbered line compared with the worked proof's line of that number (spacing aside)."""
+        m = re.match(r"\s*(\d+)\.\s*(.*)$", line)
+        if m is None:
+            return None
+        gold = {step.number: step.line() for step in self.steps(record)}
+        number = int(m.group(1))
+        if number not in gold:
+            return None
+        return " ".join(line.split()) == " ".join(gold[number].split())
 
     def slipped_line(self, step, rng):
         if "{v}" not in step.fact:  # a proposition: claim its negation

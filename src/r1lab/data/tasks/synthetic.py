@@ -16,6 +16,7 @@ from r1lab.data.tasks.base import Task, collect_problems, register_task, split_g
 from r1lab.errors import DataError
 
 _INT = re.compile(r"[+-]?\d+(?:\.0*)?")
+_STEP_LINE = re.compile(r"([^=\s]+)=(-?\d+)")  # "23+45=68" or "7+6=13 carry 1"
 
 
 def parse_int(text: Any) -> int | None:
@@ -111,6 +112,22 @@ class SyntheticTask(Task):
         """Hard enough that answering with no working is unreliable (carries, borrows, several steps)."""
         raise NotImplementedError
 
+    def difficulty(self, record: dict) -> int:
+        """A difficulty bucket (0 easiest): how many steps need a carry or borrow, for the length-per-difficulty
+        ("adaptive thinking") metrics."""
+        raise NotImplementedError
+
+    def judge_line(self, record: dict, line: str) -> bool | None:
+        """Whether `line` is one of the worked solution's steps written right (True) or with a wrong value
+        (False); None for a line that is not one of its steps. Self-correction metrics read it."""
+        m = _STEP_LINE.match(line.strip())
+        if m is None:
+            return None
+        values = {s.lhs: s.value for s in self.steps(record)}
+        if m.group(1) not in values:
+            return None
+        return int(m.group(2)) == values[m.group(1)]
+
     def answer_text(self, record: dict) -> str:
         """What a worked solution writes in its answer block (the gold answer; a proof task writes its proof)."""
         return record["answer"]
@@ -190,6 +207,9 @@ class ArithTask(SyntheticTask):
             return True
         return any(_has_carry(s) for s in self.steps(record))
 
+    def difficulty(self, record):
+        return sum(_has_carry(s) for s in self.steps(record)) + len(record["metadata"]["operands"]) - 2
+
 
 def _has_carry(step: Step) -> bool:
     """Whether a two-operand step needs a carry or borrow in any digit."""
@@ -245,3 +265,6 @@ class ColumnAddTask(SyntheticTask):
 
     def is_hard(self, record):
         return any(s.value >= 10 for s in self.steps(record))
+
+    def difficulty(self, record):
+        return sum(s.value >= 10 for s in self.steps(record))

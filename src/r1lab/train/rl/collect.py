@@ -18,6 +18,7 @@ import torch
 
 from r1lab.algo import ObjectiveConfig, fill_batch, kl_estimate, mask_truncated
 from r1lab.data.completion_metrics import completion_metrics, reward_metrics
+from r1lab.data.thinking_metrics import correction_metrics, first_effective, length_by_difficulty
 from r1lab.dist import gather_objects, shard_list
 from r1lab.dist import rank as dist_rank
 from r1lab.engine import SamplingParams
@@ -37,6 +38,7 @@ class RolloutBatch:
 
     tensors: dict[str, torch.Tensor]
     stats: dict[str, float]
+    aha: dict | None = None  # the batch's first effective self-correction: {"prompt", "completion"}
 
 
 class RolloutCollector:
@@ -168,8 +170,17 @@ class RolloutCollector:
             for name, vals in g.per_function.items():
                 per_fn.setdefault(name, []).extend(vals)
         stats.update(reward_metrics(rewards.tolist(), per_fn, self.G, correct))
-        stats.update(completion_metrics(texts, buffer["comp_len"].tolist(), buffer["truncated"].tolist(), correct))
+        lengths = buffer["comp_len"].tolist()
+        stats.update(completion_metrics(texts, lengths, buffer["truncated"].tolist(), correct))
+        records = [g.record for g in groups for _ in g.completions]
+        stats.update(length_by_difficulty(lengths, records, correct))
+        aha = None
+        if correct is not None:
+            stats.update(correction_metrics(texts, records, correct))
+            first = first_effective(texts, records, correct)
+            if first is not None:
+                aha = {"prompt": records[first].get("prompt"), "completion": texts[first]}
         stats["num_completions"] = float(len(comps))
         stats["time/generation_s"] = t_gen
         stats["time/rollout_s"] = time.perf_counter() - t0
-        return RolloutBatch(buffer, stats)
+        return RolloutBatch(buffer, stats, aha)

@@ -26,6 +26,7 @@ adapters switched off rather than a frozen copy.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
 import torch
@@ -38,11 +39,12 @@ from r1lab.algo import (
     policy_loss,
     value_loss,
 )
+from r1lab.atomic import atomic_write_json
 from r1lab.config import StrictModel
 from r1lab.data import get_template, load_task
 from r1lab.data.prompts import PromptDataConfig
 from r1lab.data.tokenizer import load_tokenizer
-from r1lab.dist import shard_range
+from r1lab.dist import is_main, shard_range
 from r1lab.engine import make_sampler
 from r1lab.errors import R1labError
 from r1lab.rewards import RewardSpec, build_reward
@@ -58,6 +60,9 @@ from r1lab.train.rl.batch import select_rows, split_rows, trim
 from r1lab.train.rl.collect import RolloutCollector
 from r1lab.train.rl.forward import completion_logprobs
 from r1lab.train.rl.ppo import ValueModel
+
+
+AHA_FILE = "aha.json"  # the stage's first effective self-correction, for the report
 
 
 class RolloutConfig(StrictModel):
@@ -163,6 +168,8 @@ class RLStage:
         if cycle != self.cycle or self.buffer is None:  # phase 1: a new rollout batch
             rollout = self.collector.collect(cycle)
             self.buffer, self.stats, self.cycle = rollout.tensors, rollout.stats, cycle
+            if rollout.aha is not None:
+                self._keep_first_aha(step, rollout.aha)
         n = self.buffer["comp_mask"].shape[0]
         pass_index, mini = divmod(within, self.cfg.mini_batches)
         order = None
@@ -183,6 +190,12 @@ class RLStage:
         batch["weight"] = torch.tensor(weight(batch["comp_mask"]) if sum(weights) > 0
                                        else len(mine) / len(rows))
         return batch
+
+    def _keep_first_aha(self, step: int, example: dict) -> None:
+        """The stage's first effective self-correction (`aha.json`), quoted in the report with its step."""
+        path = Path(self.cfg.train.out_dir) / AHA_FILE
+        if is_main() and not path.exists():
+            atomic_write_json(path, {"step": step + 1, **example})
 
     def _no_op_batch(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
         """A real row with every token masked and weight 0: it runs the forward (ranks stay in step) and adds
