@@ -29,6 +29,11 @@ CURVES: dict[str, tuple[str, ...]] = {
     "reflection_rate": ("completions/reflection_rate", "reflection_rate"),
     "kl": ("kl", "kl/mean"),
     "entropy": ("entropy", "entropy/mean"),
+    "held_out": ("eval/pass@1",),
+    "length_correct": ("completions/mean_length_correct",),
+    "length_wrong": ("completions/mean_length_wrong",),
+    "effective": ("completions/effective_corrections",),
+    "empty": ("completions/empty_reflections",),
 }
 
 
@@ -245,6 +250,14 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
     add("Mean completion length per RL step (thinking time)", "completion_length.png",
         _plot(plots_dir / "completion_length.png", "Mean completion length (tokens) per RL step",
               [("tokens", _collect(stages, "completion_length"))]))
+    add("Held-out pass@1 during RL (held_out.every)", "held_out.png",
+        _plot(plots_dir / "held_out.png", "Held-out pass@1 during RL", [("pass@1", _collect(stages, "held_out"))]))
+    add("Length of correct and of wrong completions per RL step", "length_correct_wrong.png",
+        _plot(plots_dir / "length_correct_wrong.png", "Completion length (tokens): correct | wrong",
+              [("correct", _collect(stages, "length_correct")), ("wrong", _collect(stages, "length_wrong"))]))
+    add("Effective self-corrections and empty reflections per completion", "self_corrections.png",
+        _plot(plots_dir / "self_corrections.png", "Reflections per completion: effective | empty",
+              [("effective", _collect(stages, "effective")), ("empty", _collect(stages, "empty"))]))
     add("Reflection-word rate per RL step", "reflection_rate.png",
         _plot(plots_dir / "reflection_rate.png", "Reflection words ('wait', 'let me check', ...) per completion",
               [("rate", _collect(stages, "reflection_rate"))]))

@@ -115,3 +115,19 @@ def test_real_engine_run_is_deterministic_and_accounts_for_every_sample(tmp_path
         outs.append((tmp_path / name / "rs.summary.json").read_text())
     a, b = (json.loads(o)["counts"] for o in outs)
     assert a == b
+
+
+def test_acceptance_rule_from_config(tmp_path, problems):
+    """`accept`: rewards and thresholds replace the built-in rule, so any model's recipe states its own: here
+    accuracy alone (format and language no longer checked), then accuracy plus a minimum of reasoning steps."""
+    sampler = ScriptedSampler(script_for(problems))
+    res = rejection_sample(cfg(tmp_path, accept=[{"name": "accuracy"}]), sampler, problems)
+    c = res.counts
+    assert c["rejected/truncated"] == 3 and c["rejected/below/accuracy"] == 3 and "rejected/format" not in c
+    assert c["verified"] == 15  # the no-think and the Chinese-CoT completions are correct, so kept now
+    steps = [{"name": "accuracy"}, {"name": "reasoning_steps", "params": {"target": 1}, "min": 1.0}]
+    res = rejection_sample(cfg(tmp_path, accept=steps), ScriptedSampler(script_for(problems)), problems)
+    assert res.counts["verified"] == 0 and res.counts["rejected/below/reasoning_steps"] == 15  # no step markers
+    lenient = [{"name": "accuracy"}, {"name": "code", "min": 1.0, "required": False}]  # code cannot judge: None
+    assert rejection_sample(cfg(tmp_path, accept=lenient), ScriptedSampler(script_for(problems)),
+                            problems).counts["verified"] == 15

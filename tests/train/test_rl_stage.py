@@ -61,3 +61,18 @@ def test_r1lab_transformer_policy_with_moe_balancing(tmp_path):
     assert first["logprob_mismatch/mean"] < 1e-4  # absorbed-MLA decoding agrees with the training forward
     assert "moe/max_vio" in first and len(first["moe/load/L1"]) == 4
     assert any(not torch.equal(b, m.gate.e_score_correction_bias) for b, (_, m) in zip(bias, model.moe_layers()))
+
+
+def test_held_out_curve_is_logged_every_n_steps_and_after_the_last(tmp_path):
+    """`held_out.every`: the policy is evaluated on the data task's held-out problems during training (R1
+    protocol, same problems and seed each time), so an RL stage draws its own held-out pass@1 curve."""
+    tok = char_tokenizer()
+    cfg = config(tmp_path / "ho", preset="r1", num_rollouts=3,
+                 held_out={"every": 2, "size": 3, "n": 2, "max_new_tokens": 4})
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"task": "arith?operands=2&digits=1"})})
+    res = rl(cfg, model=tiny_llama(len(tok)), tokenizer=tok, records=records(), reward_fns=REWARDS)
+    evaluated = [i + 1 for i, h in enumerate(res.history) if "eval/pass@1" in h]
+    assert evaluated == [2, 3]
+    for h in res.history:
+        if "eval/pass@1" in h:
+            assert 0.0 <= h["eval/pass@1"] <= 1.0 and h["eval/mean_length"] <= 4

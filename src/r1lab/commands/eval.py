@@ -53,6 +53,8 @@ def register(app: typer.Typer) -> None:
         temperature: float = typer.Option(0.6, "--temperature"),
         top_p: float = typer.Option(0.95, "--top-p"),
         template: str = typer.Option("auto", "--template", help="auto | r1 | chat | plain"),
+        think_prefill: Optional[bool] = typer.Option(None, "--think-prefill/--no-think-prefill",
+                                                     help="end the prompt with '<think>\\n' (default: the template's own choice)"),
         seed: int = typer.Option(0, "--seed"),
         out: Optional[Path] = typer.Option(None, "--out", help="write eval.json and eval.md here"),
         as_json: bool = typer.Option(False, "--json", help="print the full result as JSON"),
@@ -68,7 +70,7 @@ def register(app: typer.Typer) -> None:
             raise ConfigError("eval: give a checkpoint to sample, or --completions FILE to grade, not both")
         result = evaluate(checkpoint, task, n=n, k=k, temperature=temperature, top_p=top_p,
                           max_new_tokens=max_new_tokens, template=template, split=split, size=size, seed=seed,
-                          completions=completions, out_dir=out,
+                          completions=completions, think_prefill=think_prefill, out_dir=out,
                           name=completions.name if completions is not None else None)
         if as_json:
             typer.echo(json.dumps(result, ensure_ascii=False))

@@ -149,13 +149,13 @@ def _split_lengths(problems: Sequence[dict]) -> dict[str, float | None]:
 
 
 # -- sampling ------------------------------------------------------------------------------------------------
-def _resolve_template(name: str, tokenizer: Any, is_r1lab: bool):
+def _resolve_template(name: str, tokenizer: Any, is_r1lab: bool, think_prefill: bool | None = None):
     if name == "auto":
         if is_r1lab or tokenizer is None or not getattr(tokenizer, "chat_template", None):
             name = "plain" if is_r1lab else "r1"
         else:
             name = "chat"
-    return get_template(name)
+    return get_template(name, think_prefill=think_prefill)
 
 
 def _load(model_or_dir: Any, tokenizer: Any) -> tuple[Any, Any, bool]:
@@ -185,6 +185,7 @@ def evaluate(
     sampler: Any = None,
     completions: str | Path | None = None,
     group_by: str | None = None,
+    think_prefill: bool | None = None,
     out_dir: str | Path | None = None,
     name: str | None = None,
 ) -> dict:
@@ -193,7 +194,8 @@ def evaluate(
     With `completions` (a JSONL file, `r1lab.eval.completions`), grade those instead of sampling: no model is
     loaded, `model_or_dir` only names the result, and lengths (in tokens) are not known.
     With `group_by` (a metadata key of the task's records, e.g. a proof's `depth`), the result also has the
-    metrics of each value's problems under ``groups``.
+    metrics of each value's problems under ``groups``. `think_prefill` overrides the template's default (chat and
+    plain prefill ``<think>\n``; an instruct model asked for code may be better measured without it).
 
     Returns (and with `out_dir` writes atomically as ``eval.json`` + ``eval.md``) the settings, overall and
     per-task metrics, every problem's graded samples, and a few example completions.
@@ -207,7 +209,8 @@ def evaluate(
         model, tokenizer, is_r1lab = _load(model_or_dir, tokenizer)
 
         sampler = make_sampler(model, tokenizer)
-    tmpl = template if hasattr(template, "render") else _resolve_template(str(template), tokenizer, is_r1lab)
+    tmpl = template if hasattr(template, "render") else _resolve_template(str(template), tokenizer, is_r1lab,
+                                                                          think_prefill)
     settings = EvalSettings(
         n=n, k=k, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, template=tmpl.name,
         prefill=tmpl.prefill, split=split, size=size, seed=seed, stop=list(stop), fallbacks=list(fallbacks),

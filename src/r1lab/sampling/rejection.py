@@ -34,10 +34,20 @@ from r1lab.data.hygiene import (
 from r1lab.data.prompts import PromptDataConfig
 from r1lab.data.tokenizer import load_tokenizer
 from r1lab.engine import SamplingParams, make_sampler
-from r1lab.rewards import RewardSpec, build_reward
+from r1lab.rewards import RewardSpec, build_reward, combine_rewards, get_reward
 from r1lab.rewards.columns import record_columns
 from r1lab.seeds import derive_seed
 from r1lab.sources import load_model
+
+
+class AcceptRule(StrictModel):
+    """A completion is kept only if this reward scores at least `min` (a reward that cannot judge it: kept
+    unless `required`)."""
+
+    name: str = Field(..., description="registered reward name (or 'module:function')")
+    params: dict[str, Any] = Field(default_factory=dict, description="parameters of the reward's factory")
+    min: float = Field(1.0, description="lowest accepted score")
+    required: bool = Field(True, description="reject when the reward returns None (cannot judge)")
 
 
 class RejectionConfig(StrictModel):
@@ -53,6 +63,9 @@ class RejectionConfig(StrictModel):
     seed: int = Field(0, description="sampling seed (each prompt batch derives its own)")
     prompts_per_batch: int = Field(16, ge=1, description="prompts per engine call")
     backend: str = Field("auto", description="engine backend")
+    accept: list[AcceptRule] = Field(default_factory=list, description="the acceptance rule as rewards and "
+                                     "thresholds; empty: accuracy == 1, the strict format (require_format) and "
+                                     "the language check below")
     require_format: bool = Field(True, description="keep only completions with the strict R1 format")
     language: str | None = Field("en", description="target CoT language; None: no language check")
     min_language_share: float = Field(0.95, ge=0, le=1, description="minimum language_consistency score")
@@ -78,6 +91,12 @@ def rejection_reason(cfg: RejectionConfig, text: str, finish_reason: str, reward
     """Why a completion is rejected (None: accepted). Checks run in a fixed order; the first failing one names it."""
     if finish_reason != "stop":
         return "truncated"
+    if cfg.accept:
+        for rule in cfg.accept:
+            value = rewards.get(_rule_key(rule))
+            if value is None and rule.required or value is not None and value < rule.min - 1e-9:
+                return f"below/{rule.name}"
+        return _readability_reason(cfg, text)
     if (rewards.get("accuracy") or 0.0) < 1.0 - 1e-9:
         return "incorrect"
     if cfg.require_format and (rewards.get("format") or 0.0) < 1.0 - 1e-9:
@@ -85,6 +104,11 @@ def rejection_reason(cfg: RejectionConfig, text: str, finish_reason: str, reward
     share = rewards.get("language_consistency")
     if cfg.language is not None and share is not None and share < cfg.min_language_share:
         return "language"
+    return _readability_reason(cfg, text)
+
+
+def _readability_reason(cfg: RejectionConfig, text: str) -> str | None:
+    """R1's optional readability filters, applied whatever the acceptance rule."""
     if cfg.drop_code_blocks and "```" in text:
         return "code_block"
     if cfg.max_paragraph_chars is not None and any(len(p) > cfg.max_paragraph_chars for p in text.split("\n\n")):
@@ -92,7 +116,14 @@ def rejection_reason(cfg: RejectionConfig, text: str, finish_reason: str, reward
     return None
 
 
+def _rule_key(rule: AcceptRule) -> str:
+    return rule.name if not rule.params else f"{rule.name}{sorted(rule.params.items())}"
+
+
 def _acceptance_reward(cfg: RejectionConfig) -> Any:
+    if cfg.accept:
+        functions = {_rule_key(r): get_reward(r.name, **r.params) for r in cfg.accept}
+        return combine_rewards(dict.fromkeys(functions, 0.0), functions=functions)
     specs = [RewardSpec(name="accuracy"), RewardSpec(name="format", weight=0.0)]
     if cfg.language is not None:
         specs.append(RewardSpec(name="language_consistency", weight=0.0))

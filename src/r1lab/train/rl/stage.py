@@ -47,6 +47,7 @@ from r1lab.data.tokenizer import load_tokenizer
 from r1lab.dist import is_main, shard_range
 from r1lab.engine import make_sampler
 from r1lab.errors import R1labError
+from r1lab.eval import evaluate
 from r1lab.rewards import RewardSpec, build_reward
 from r1lab.seeds import derive_seed
 from r1lab.sources import load_model
@@ -85,6 +86,18 @@ def _default_rewards() -> list[RewardSpec]:
     return [RewardSpec(name="accuracy"), RewardSpec(name="format", weight=0.5)]
 
 
+class HeldOutConfig(StrictModel):
+    """A held-out pass@1 curve while the stage trains (the data task's `split` problems, R1 protocol)."""
+
+    every: int = Field(0, ge=0, description="RL steps between evaluations (and after the last); 0: none")
+    size: int = Field(50, ge=1, description="held-out problems")
+    n: int = Field(4, ge=1, description="samples per problem")
+    temperature: float = Field(0.6, gt=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_new_tokens: int | None = Field(None, ge=1, description="None: rollout.max_new_tokens")
+    split: str = Field("test", description="held-out split of the data task")
+
+
 class RLConfig(StrictModel):
     model: ModelSpec = Field(default_factory=ModelSpec, description="policy to start from (usually init_from)")
     tokenizer: str | None = Field(None, description="tokenizer dir/file when the model dir ships none")
@@ -98,6 +111,7 @@ class RLConfig(StrictModel):
     num_rollouts: int = Field(50, ge=1, description="rollout cycles when train.max_steps is unset")
     vf_coef: float = Field(0.5, ge=0, description="value-loss weight (PPO)")
     balance_gamma: float = Field(1e-3, ge=0, description="MoE balance-bias update speed (r1lab models)")
+    held_out: HeldOutConfig = Field(default_factory=HeldOutConfig, description="held-out pass@1 during training")
     train: TrainConfig = Field(default_factory=TrainConfig)
 
     @model_validator(mode="after")
@@ -229,9 +243,32 @@ class RLStage:
     def after_step(self, model: Any, step: int, metrics: dict) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.stats)
         out["rollout"] = float(self.cycle)
+        every, last = self.cfg.held_out.every, self.cfg.train.max_steps or self.num_steps
+        if every and (step % every == 0 or step == last):  # `step` counts optimizer steps done, from 1
+            out.update(self.evaluate_held_out(model))
         if hasattr(model, "update_balance_bias"):
             out.update(moe_metrics(model.update_balance_bias(self.cfg.balance_gamma)))
         return out
+
+    def evaluate_held_out(self, model: Any) -> dict[str, float]:
+        """`eval/*` metrics of the current policy on the held-out problems (fixed seed: the same problems and
+        sampling noise at every evaluation, so the curve moves with the policy only)."""
+        h = self.cfg.held_out
+        sampler = self.collector.sampler
+        if hasattr(sampler, "sync_weights"):
+            sampler.sync_weights()
+        was = model.training
+        model.eval()
+        try:
+            result = evaluate(model, self.cfg.data.task, n=h.n, temperature=h.temperature, top_p=h.top_p,
+                              max_new_tokens=h.max_new_tokens or self.cfg.rollout.max_new_tokens,
+                              template=self.template, split=h.split, size=h.size, seed=self.cfg.data.seed,
+                              tokenizer=self.tokenizer, sampler=sampler, name="held-out")
+        finally:
+            model.train(was)
+        overall = result["overall"]
+        return {f"eval/{k}": float(overall[k]) for k in ("pass@1", "mean_length", "format_rate")
+                if isinstance(overall.get(k), (int, float))}
 
     def state_dict(self) -> dict[str, Any]:
         return {"cycle": self.cycle, "cursor": self.collector.cursor, "buffer": self.buffer, "stats": self.stats}
