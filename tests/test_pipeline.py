@@ -1,9 +1,13 @@
 """The stage graph: done stages are skipped, --from reruns downstream, --resume keeps a partial stage."""
 
+from pathlib import Path
+
 import pytest
 
+from r1lab.config import load_config
 from r1lab.errors import ConfigError, Interrupted
 from r1lab.pipeline import Pipeline, Stage
+from r1lab.recipe import RecipeConfig, build_pipeline
 
 
 def make(calls, fail_at=None):
@@ -63,3 +67,16 @@ def test_needs_must_precede():
     p = Pipeline([Stage("b", lambda c: {}, needs=("a",)), Stage("a", lambda c: {})], log=lambda s: None)
     with pytest.raises(ConfigError, match="needs"):
         p.run("/tmp/r1lab-never")
+
+
+def test_recipe_stage_subset_keeps_order_and_checks_inputs():
+    """`stages:` runs part of the recipe (e.g. an R1-Zero-only sweep); eval evaluates what ran."""
+    smoke = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
+    cfg = load_config(RecipeConfig, smoke, ["stages=[eval,r1_zero,base,data]"])
+    pipeline = build_pipeline(cfg, log=lambda _: None)
+    assert pipeline.names() == ["data", "base", "r1_zero", "eval"]
+    assert pipeline.stages[-1].needs == ("data", "base", "r1_zero")
+    with pytest.raises(ConfigError, match="needs"):
+        build_pipeline(load_config(RecipeConfig, smoke, ["stages=[data,r1_zero,eval]"]))._check()
+    with pytest.raises(ConfigError, match="unknown stage"):
+        build_pipeline(load_config(RecipeConfig, smoke, ["stages=[data,pretrain]"]))

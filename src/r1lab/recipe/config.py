@@ -79,3 +79,5 @@ class RecipeConfig(StrictModel):
     student_rl: RLConfig = Field(default_factory=RLConfig)
     eval: EvalSection = Field(default_factory=EvalSection)
     progress: bool = Field(True, description="progress bars in every stage")
+    stages: list[str] | None = Field(None, description="the stages to run (default: all, in recipe order); each "
+                                     "stage's inputs must be among them, e.g. [data, base, r1_zero, eval]")

@@ -22,7 +22,7 @@ from r1lab.atomic import atomic_write_json, atomic_write_jsonl
 from r1lab.data import build_corpus, cold_start_records, load_task
 from r1lab.data.hygiene import decontaminate
 from r1lab.data.tokenizer import train_tokenizer
-from r1lab.errors import R1labError
+from r1lab.errors import ConfigError, R1labError
 from r1lab.eval import evaluate
 from r1lab.pipeline import Stage, StageContext
 from r1lab.recipe.config import RecipeConfig
@@ -272,7 +272,7 @@ def stages(cfg: RecipeConfig) -> list[Stage]:
     def bind(fn):
         return lambda ctx: fn(cfg, ctx)
 
-    return [
+    everything = [
         Stage("data", bind(data_stage), title="synthetic corpus, cold-start traces, held-out set, tokenizer"),
         Stage("base", bind(_pretrain("base", "model")), ("data",), "pretrain the V3 base (MLA + MoE + MTP)"),
         Stage("r1_zero", bind(_rl("r1_zero", "base")), ("base",), "R1-Zero: RL directly on the base"),
@@ -289,3 +289,18 @@ def stages(cfg: RecipeConfig) -> list[Stage]:
         Stage("student_rl", bind(_rl("student_rl", "student_base")), ("student_base",), "the same student by RL alone"),
         Stage("eval", bind(eval_stage), ("r1", "student_distill", "student_rl"), "evaluate every checkpoint"),
     ]
+    return select_stages(everything, cfg.stages)
+
+
+def select_stages(everything: list[Stage], chosen: list[str] | None) -> list[Stage]:
+    """The recipe's stages, or the chosen subset in recipe order; `eval` then evaluates the checkpoints that run.
+    A chosen stage whose inputs are not chosen is a one-line error (from the pipeline's own check)."""
+    if chosen is None:
+        return everything
+    known = [s.name for s in everything]
+    unknown = [n for n in chosen if n not in known]
+    if unknown:
+        raise ConfigError(f"stages: unknown stage(s) {', '.join(unknown)}; the recipe's stages are {', '.join(known)}")
+    picked = [s for s in everything if s.name in chosen]
+    before_eval = tuple(s.name for s in picked if s.name != "eval")
+    return [Stage(s.name, s.run, before_eval, s.title) if s.name == "eval" else s for s in picked]
