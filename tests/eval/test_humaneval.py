@@ -135,3 +135,30 @@ def test_group_by_breaks_pass1_down_by_a_metadata_key(tmp_path):
     for depth, m in groups.items():
         assert m["pass@1"] == (1.0 if int(depth) < 3 else 0.0)
     assert sum(m["problems"] for m in groups.values()) == 12 and result["settings"]["group_by"] == "depth"
+
+
+def test_rl_scoring_and_rejection_sampling_grade_humaneval_by_its_tests(tmp_path):
+    """The same records in RL (the stage's reward columns) and in rejection sampling: `accuracy` runs the tests."""
+    from r1lab.engine import Completion
+    from r1lab.rewards import RewardSpec, build_reward
+    from r1lab.sampling.rejection import RejectionConfig, rejection_sample
+    from r1lab.train.rl.scoring import score_group
+
+    record = load_task("humaneval", "test", 1)[0]
+    problem = humaneval_problems()[0]
+    right = f"```python\n{problem['prompt']}{problem['canonical_solution']}```"
+    wrong = f"```python\n{problem['prompt']}    return False\n```"
+    comps = [Completion(text=t, token_ids=[1, 2], logprobs=[0.0, 0.0], finish_reason="stop", prompt_token_ids=[1])
+             for t in (right, wrong)]
+    group = score_group(record, comps, build_reward([RewardSpec(name="accuracy")]))
+    assert group.rewards == [1.0, 0.0] and group.correct == [True, False]
+
+    class Scripted:
+        def generate(self, prompts, params):
+            return [comps for _ in prompts]
+
+    cfg = RejectionConfig.model_validate({"checkpoint": "x", "data": {"task": "humaneval", "split": "test"},
+                                          "n": 2, "out": str(tmp_path / "rs.jsonl"), "require_format": False,
+                                          "language": None})
+    kept = rejection_sample(cfg, Scripted(), [record]).records
+    assert [r["completion"] for r in kept] == [right]
