@@ -33,8 +33,8 @@ def test_every_chain_premise_is_needed_so_no_shorter_proof_exists():
     at once: the goal needs all depth + 1 of them, and K = 2 citations a line join at most one more per line."""
     from r1lab.logic import CheckLimits
 
-    task = get_task("proof?depth=3&distractors=2")
-    for record in load_task(task.name, "test", 6, seed=0):
+    task = get_task("proof?depth=1-4&distractors=2")
+    for record in load_task(task.name, "test", 40, seed=0):
         meta = record["metadata"]
         cited = sorted({c for step in meta["proof"] for c in step[3] if c <= len(meta["premises"])})
         assert len(cited) == meta["depth"] + 1

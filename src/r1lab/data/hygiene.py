@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
@@ -146,6 +147,21 @@ def dedup_near(
 
 
 # --- decontamination ----------------------------------------------------------------------------------
+BOILERPLATE_SHARE = 0.1
+BOILERPLATE_MIN_EVAL = 10
+
+
+def _content_grams(toks: list[str], n: int, common: set[tuple[str, ...]]) -> set[tuple[str, ...]]:
+    """The text's n-grams less those made mostly of boilerplate words (words inside a `common` n-gram)."""
+    if len(toks) < n or not common:
+        return ngrams(toks, n)
+    boiler = [False] * len(toks)
+    for i in range(len(toks) - n + 1):
+        if tuple(toks[i:i + n]) in common:
+            boiler[i:i + n] = [True] * n
+    return {tuple(toks[i:i + n]) for i in range(len(toks) - n + 1) if 2 * sum(boiler[i:i + n]) < n}
+
+
 def decontaminate(
     records: list[dict],
     eval_records: Iterable[dict | str],
@@ -154,19 +170,27 @@ def decontaminate(
     key: str = "prompt",
     eval_key: str = "prompt",
     label: str = "eval",
+    boilerplate_share: float = BOILERPLATE_SHARE,
 ) -> HygieneResult:
     """Drop training records sharing any word n-gram with an evaluation problem (open-r1 uses n = 8).
 
     Texts shorter than n count as one n-gram of their own length, both ways: a short eval problem is
     caught inside a long training text and vice versa, so short synthetic prompts are covered too.
+    An n-gram found in at least `boilerplate_share` of the evaluation problems (of at least
+    `BOILERPLATE_MIN_EVAL`) is the task's instruction or template, not a problem: its words are boilerplate, and an
+    n-gram that is half boilerplate or more is not evidence of contamination. Without this rule a task whose every
+    prompt carries the same instruction would lose its training set to n-grams like "... in [ ] . premises : 1 . a".
     """
     if n < 1:
         raise DataError(f"decontaminate: n must be >= 1, got {n}")
+    texts = [words(e if isinstance(e, str) else _text(e, eval_key)) for e in eval_records]
+    n_eval = len(texts)
+    seen_in = Counter(g for toks in texts for g in ngrams(toks, n))  # gram -> evaluation problems containing it
+    common = ({g for g, count in seen_in.items() if count >= boilerplate_share * n_eval}
+              if n_eval >= BOILERPLATE_MIN_EVAL else set())
     index: dict[int, set[tuple[str, ...]]] = {}  # gram length -> eval grams (length n, or a whole short text)
-    n_eval = 0
-    for e in eval_records:
-        n_eval += 1
-        for g in ngrams(words(e if isinstance(e, str) else _text(e, eval_key)), n):
+    for toks in texts:
+        for g in _content_grams(toks, n, common):
             index.setdefault(len(g), set()).add(g)
     inner: dict[int, set[tuple[str, ...]]] = {}  # k -> every k-gram inside an eval gram (for short texts)
 

@@ -22,7 +22,7 @@ from r1lab.atomic import atomic_write_json, atomic_write_jsonl
 from r1lab.data import build_corpus, cold_start_records, load_task
 from r1lab.data.hygiene import decontaminate
 from r1lab.data.tokenizer import train_tokenizer
-from r1lab.errors import ConfigError, R1labError
+from r1lab.errors import ConfigError, DataError, R1labError
 from r1lab.eval import evaluate
 from r1lab.pipeline import Stage, StageContext
 from r1lab.recipe.config import RecipeConfig
@@ -96,6 +96,10 @@ def data_stage(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
     held_out = load_task(t.spec, "test", cfg.eval.size, t.seed)
     clean = decontaminate(corpus, held_out, key="prompt", eval_key="prompt")
     cold_clean = decontaminate(cold, held_out, key="prompt", eval_key="prompt")
+    for name, before, after in (("corpus", corpus, clean.records), ("cold-start set", cold, cold_clean.records)):
+        if before and not after:
+            raise DataError(f"data: decontamination against the held-out problems removed the whole {name} "
+                            f"({len(before)} documents); the task's problems overlap its held-out ones")
     texts = [r["text"] for r in clean.records] + [r["prompt"] + r["completion"] for r in cold_clean.records]
     tokenizer = train_tokenizer(texts, vocab_size=d.vocab_size)
     tok_dir = ctx.stage_dir / "tokenizer"

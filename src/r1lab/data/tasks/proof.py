@@ -30,7 +30,8 @@ from r1lab.logic import FormulaError, check_proof
 DOMAINS = ("lia", "parity", "prop")
 INT_NAMES = tuple("abcdefghkmnpqrstuvwxyz")
 PROP_NAMES = tuple("ABCDEFGHJKLMNPQRSTUVWXYZ")
-INSTRUCTION = "Prove the goal. Number lines on from {first}; end each with the (at most 2) lines it uses, in [ ]."
+INSTRUCTION = ("Prove the goal. Continue the numbering; end each line with the (at most 2) earlier lines it "
+               "follows from, in [ ].")
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,8 @@ def _parity_chain(rng: random.Random, depth: int, names: list[str]) -> tuple[lis
             k = rng.randint(1, 9)
             premises.append(f"{cur} == {prev} + {k}")
             residue = (residue + k) % m
-        elif kind == "times":
-            k = rng.randint(2, 9)
+        elif kind == "times":  # a factor coprime to m: with a multiple of m the link alone would fix the residue
+            k = rng.choice([f for f in range(2, 10) if f % m])
             premises.append(f"{cur} == {k} * {prev}")
             residue = (residue * k) % m
         elif kind == "square":
@@ -148,8 +149,8 @@ class ProofTask(SyntheticTask):
         goal_template, goal_value = facts[-1]
         goal = goal_template.format(v=goal_value)
         first = len(listed) + 1
-        prompt = "Premises:\n" + "\n".join(f"{n}. {p}" for n, p in enumerate(listed, 1)) + \
-            f"\nGoal: {goal}\n" + INSTRUCTION.format(first=first)
+        prompt = f"{INSTRUCTION}\nPremises:\n" + "\n".join(f"{n}. {p}" for n, p in enumerate(listed, 1)) + \
+            f"\nGoal: {goal}"
         steps = [[first + s, template, value, (position[0] if s == 0 else first + s - 1, position[s + 1])]
                  for s, (template, value) in enumerate(facts)]
         return prompt, goal, {"premises": listed, "goal": goal, "domain": domain, "depth": depth, "proof": steps}
