@@ -109,3 +109,18 @@ def test_steps_compose_and_keep_every_provenance_entry():
     assert len(out) == 50
     assert [p["step"] for p in out[0]["metadata"]["provenance"]] == ["dedup_exact", "dedup_near", "filter_by_pass_rate"]
     assert "provenance" not in rows[0]["metadata"]  # inputs are not modified
+
+
+def test_shared_instruction_is_boilerplate_not_contamination():
+    """Every prompt carries the same instruction: n-grams made mostly of it are no evidence of overlap, while a
+    training prompt that shares a real stretch of a held-out problem is still removed."""
+    instruction = "Prove the goal from the premises, citing at most two earlier lines in brackets."
+    held = [{"prompt": f"{instruction}\nPremises: {i} apples {i + 1} pears {i + 2} plums and {i + 3} figs"}
+            for i in range(0, 200, 10)]
+    fresh = [{"id": f"t{i}", "prompt": f"{instruction}\nPremises: {i} cats {i + 7} dogs {i + 9} owls"} for i in range(5)]
+    leaked = {"id": "leak", "prompt": f"{instruction}\nPremises: 10 apples 11 pears 12 plums and 13 figs"}
+    result = decontaminate(fresh + [leaked], held)
+    assert [r["id"] for r in result.records] == [f"t{i}" for i in range(5)]
+    assert [r["id"] for r in result.removed] == ["leak"]
+    # with fewer than BOILERPLATE_MIN_EVAL evaluation problems nothing is treated as boilerplate
+    assert len(decontaminate(fresh, held[:3]).records) == 0
