@@ -1,7 +1,7 @@
 """Formal proofs: `r1lab run configs/proofs.yaml` from scratch, then the same R1-Zero stage with the process reward.
 
 1. The full recipe on the proof task (docs/PROOFS.md), timed. From its evaluation: the held-out complete-proof
-   rate gained by R1-Zero over the base, the R1 checkpoint's rate, and its rate on depth-4 problems (one deeper
+   rate gained by R1-Zero over the base, the R1 checkpoint's rate, and its rate on depth-3 problems (one deeper
    than any training problem).
 2. R1-Zero again from the same base, with `proof_steps` (share of lines verified before the first failure) as
    its reward instead of the outcome alone, evaluated the same way: R1-Zero(proof_steps) − R1-Zero(outcome).
@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "proofs.yaml"
-DEPTH_TASK = "proof?depth=4&distractors=1"
+DEPTH_TASK = "proof?depth=3&distractors=0&instruction=false"  # one deeper than configs/proofs.yaml trains on
 
 
 def pass1(results: dict, stage: str) -> float:
@@ -57,7 +57,7 @@ def checks_per_second(size: int = 300) -> tuple[float, float]:
     from r1lab.logic import check_proof
     from r1lab.rewards import get_reward
 
-    task = get_task("proof?depth=1-4&distractors=1")
+    task = get_task("proof?depth=1-3&distractors=0&instruction=false")
     records = load_task(task.name, "test", size)
     proofs = [task.answer_text(r) for r in records]
     t0 = time.perf_counter()
@@ -84,7 +84,7 @@ def main() -> None:
         keep = ROOT / "bench_out"
         keep.mkdir(exist_ok=True)
         (keep / "proofs_report.md").write_text((run / "report.md").read_text())
-    print(f"\n{'checkpoint':32s} proof rate  by depth                 depth 4")
+    print(f"\n{'checkpoint':32s} proof rate  by depth                 depth 3")
     for c in results["checkpoints"]:
         groups = " ".join(f"{g}:{100 * v:5.1f}" for g, v in c.get("groups", {}).items())
         print(f"{c['name']:32s} {100 * c['pass@1']:6.1f}      {groups:24s} {100 * c['extra'][DEPTH_TASK]:5.1f}")

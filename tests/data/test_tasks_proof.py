@@ -79,3 +79,16 @@ def test_corpus_and_cold_start_include_worked_proofs():
     cold = cold_start_records("proof?depth=2-3", 10, seed=0)
     task = get_task("proof?depth=2-3")
     assert all(task.score(final_answer("<think>\n" + c["completion"]), c) == 1.0 for c in cold)
+
+
+def test_gentle_options_for_tiny_models():
+    """`instruction=false` drops the instruction line; `names=ordered` runs the chain a, b, c, ... (A, B, C for
+    propositions) while the premises stay shuffled; the worked proofs still verify."""
+    task = get_task("proof?depth=3&distractors=0&names=ordered&instruction=false&domain=lia")
+    for record in load_task(task.name, "test", 10, seed=0):
+        assert record["prompt"].startswith("Premises:\n")
+        names = [step[1].split()[0] for step in record["metadata"]["proof"]]
+        assert names == ["b", "c", "d"]
+        assert task.score(task.answer_text(record), record) == 1.0
+    with pytest.raises(DataError, match="names"):
+        get_task("proof?names=greek")

@@ -116,9 +116,12 @@ def _distractor(rng: random.Random, domain: str, names: list[str]) -> str:
 
 @register_task("proof")
 class ProofTask(SyntheticTask):
-    """`proof?depth=2-4&domain=mix&distractors=1`: prove a goal from premises, line by line (see module doc)."""
+    """`proof?depth=2-4&domain=mix&distractors=1[&instruction=false]`: prove a goal from premises, line by line
+    (see the module docstring); `instruction=false` leaves out the instruction line (tiny models trained from
+    scratch learn the format from the corpus); `names=ordered` runs every chain through the alphabet in order
+    instead of drawing names (premises are still shuffled), a gentler task for a model trained from scratch."""
 
-    _known_options = frozenset({"depth", "domain", "distractors"})
+    _known_options = frozenset({"depth", "domain", "distractors", "instruction", "names"})
 
     def __init__(self, target, options):
         super().__init__(target, options)
@@ -132,12 +135,17 @@ class ProofTask(SyntheticTask):
         self.distractors = int(options.get("distractors", 1))
         if not 0 <= self.distractors <= 4:
             raise DataError(f"task 'proof': distractors must be 0..4, got {self.distractors}")
+        self.instruction = bool(options.get("instruction", True))  # false: short prompts for tiny models
+        self.names = str(options.get("names", "random"))
+        if self.names not in ("random", "ordered"):
+            raise DataError(f"task 'proof': names must be random or ordered, got {self.names!r}")
 
     def _draw(self, rng, i):
         domain = rng.choice(self.domains)
         depth = rng.randint(*self.depth)
         pool = list(PROP_NAMES if domain == "prop" else INT_NAMES)
-        rng.shuffle(pool)
+        if self.names == "random":  # "ordered": the chain runs through the alphabet (a, b, c, ...), easier to learn
+            rng.shuffle(pool)
         chain = pool[: depth + 2]
         premises, facts = _CHAINS[domain](rng, depth, chain)
         others = pool[depth + 2:]
@@ -149,8 +157,8 @@ class ProofTask(SyntheticTask):
         goal_template, goal_value = facts[-1]
         goal = goal_template.format(v=goal_value)
         first = len(listed) + 1
-        prompt = f"{INSTRUCTION}\nPremises:\n" + "\n".join(f"{n}. {p}" for n, p in enumerate(listed, 1)) + \
-            f"\nGoal: {goal}"
+        prompt = (f"{INSTRUCTION}\n" if self.instruction else "") + "Premises:\n" + \
+            "\n".join(f"{n}. {p}" for n, p in enumerate(listed, 1)) + f"\nGoal: {goal}"
         steps = [[first + s, template, value, (position[0] if s == 0 else first + s - 1, position[s + 1])]
                  for s, (template, value) in enumerate(facts)]
         return prompt, goal, {"premises": listed, "goal": goal, "domain": domain, "depth": depth, "proof": steps}
