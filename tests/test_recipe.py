@@ -72,7 +72,7 @@ def test_every_stage_artifact_and_the_report(full_run):
     by_stage = {c["stage"]: c for c in results["checkpoints"]}
     assert summary["rl_gain_points"] == headline(by_stage)["rl_gain_points"]
     md = (run / "report.md").read_text()
-    assert "| reasoning RL |" in md and "rl_gain_points" in md
+    assert "| reasoning RL |" in md and "| Reasoning-RL gain |" in md
     html = (run / "report.html").read_text()
     assert html.startswith("<!doctype html>") and "data:image/png;base64," in html
     assert (run / "plots" / "reward_accuracy.png").read_bytes()[:4] == b"\x89PNG"

@@ -90,7 +90,7 @@ def test_smoke_sweep_over_two_seeds_survives_a_kill(tmp_path):
     again = subprocess.run(sweep_cmd(out), cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-2000:]
     log0 = (out / "seed=0.log").read_text()
-    assert log0.count("data: done, skipped") == 1  # the finished point was not redone
+    assert log0.count("[1/13] data: done, skipped") == 1  # the finished point was not redone
     agg = json.loads((out / "sweep_results.json").read_text())
     (group,) = agg["groups"].values()
     assert group["points"] == ["seed=0", "seed=1"] and not group["missing"]
