@@ -98,3 +98,13 @@ def test_smoke_sweep_over_two_seeds_survives_a_kill(tmp_path):
     assert r1["n"] == 2 and 0 <= r1["min"] <= r1["mean"] <= r1["max"] <= 100
     text = (out / "sweep.md").read_text()
     assert "Held-out pass@1 (%)" in text and "(n=2)" in text and "sweep_accuracy.png" in text
+
+
+def test_a_bad_axis_or_value_fails_before_any_run(tmp_path):
+    from r1lab.recipe.sweep import run_sweep
+
+    with pytest.raises(ConfigError, match="nonsense"):
+        run_sweep(SMOKE, ["seed=0,1", "nonsense=1,2"], tmp_path / "s", log=lambda _: None)
+    with pytest.raises(ConfigError, match="r1_zero.preset|preset"):
+        run_sweep(SMOKE, ["r1_zero.preset=r1,no_such_preset"], tmp_path / "s", log=lambda _: None)
+    assert not (tmp_path / "s").exists()

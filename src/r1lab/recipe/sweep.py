@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from r1lab.atomic import atomic_write_json
+from r1lab.config import load_config
 from r1lab.errors import ConfigError, R1labError
 from r1lab.lock import directory_lock
+from r1lab.recipe.config import RecipeConfig
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.,=-]+")
 
@@ -104,6 +106,8 @@ def run_sweep(config: str | Path, axes_specs: Sequence[str], out: str | Path | N
         raise ConfigError(f"sweep: --jobs must be >= 1, got {jobs}")
     axes = parse_axes(axes_specs)
     points = grid(axes)
+    for point in points:  # every point's config must validate before any run starts
+        load_config(RecipeConfig, config, [*overrides, *point.overrides])
     sweep_dir = Path(out) if out is not None else Path("runs") / f"sweep-{config.stem}"
     with directory_lock(sweep_dir):
         atomic_write_json(sweep_dir / "sweep.json", {
