@@ -113,7 +113,8 @@ def run_sweep(config: str | Path, axes_specs: Sequence[str], out: str | Path | N
         atomic_write_json(sweep_dir / "sweep.json", {
             "config": str(config), "axes": [{"key": k, "values": v} for k, v in axes],
             "overrides": list(overrides), "points": [{"name": p.name, "overrides": list(p.overrides)} for p in points]})
-        log(f"sweep: {len(points)} runs of {config} ({', '.join(f'{k}: {len(v)}' for k, v in axes)}), "
+        grid_text = "; ".join(f"{k} = {', '.join(v)}" for k, v in axes)
+        log(f"sweep: {len(points)} runs of {config} ({grid_text}), "
             f"{jobs} at a time, in {sweep_dir}")
 
         def one(point: GridPoint) -> PointResult:
