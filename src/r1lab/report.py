@@ -160,7 +160,8 @@ HEADLINE: dict[str, tuple[str, str, str]] = {
     "second_rl_gain_points": ("Second-RL gain", "{:+.1f} points", "R1 vs rejection-sampling SFT"),
     "distill_minus_rl_points": ("Distillation vs RL (student)", "{:+.1f} points", "student distilled vs student RL only"),
     "stage_drop_points": ("Largest loss of a stage", "{:.1f} points",
-                          "worst of: cold start, reasoning RL, rejection SFT, R1, distilled student vs their start"),
+                          "worst of: cold start, reasoning RL, rejection SFT, R1, distilled student vs their start "
+                          "(negative: every one of them gained at least that much)"),
     "r1_zero_length_growth": ("Thinking time under R1-Zero", "{:+.0%}",
                               "mean length of correct completions, last vs first 10% of RL steps"),
     "effective_correction_growth": ("Effective self-corrections under R1-Zero", "{:.2f}x",
