@@ -136,3 +136,58 @@ def test_traces_refuse_records_of_mixed_tasks():
     mixed = load_task("arith", "train", 2, 0) + load_task("column_add", "train", 2, 0)
     with pytest.raises(DataError, match="one task at a time"):
         corpus_from_records(mixed)
+
+
+@pytest.mark.parametrize("task_spec", TASKS)
+def test_unchecked_slips_run_on_to_a_wrong_answer_and_checked_ones_are_corrected(task_spec):
+    """With equal slip rates the two worked styles make the same first-pass mistakes on hard steps; only
+    `reflect` checks, so `cot` is wrong exactly where it slipped and `reflect` is always right."""
+    task = get_task(task_spec)
+    docs = build_corpus(task_spec, 400, 3, {"cot": 0.5, "reflect": 0.5}, slip_rate=0.6, cot_slip_rate=0.6,
+                        slip_steps="hard")
+    for d in docs:
+        rec = {"metadata": d["metadata"], "answer": d["answer"], "prompt": d["prompt"]}
+        right = [s.line() for s in task.steps(rec)]
+        got = verify_answer(d["task"], final_answer(completion_of(d)), d["answer"])
+        assert got == d["correct"] == (not (d["style"] == "cot" and d["slipped"]))
+        if not task.hard_steps(rec):
+            assert not d["slipped"]
+        if d["slipped"] and d["style"] == "cot":
+            lines = completion_of(d).split("</think>")[0].removeprefix("<think>\n").strip().split("\n")
+            k = next(i for i, (a, b) in enumerate(zip(lines, right)) if a != b)
+            assert k in task.hard_steps(rec)  # the first wrong line is a carry/borrow step
+            assert REFLECT_PHRASE not in completion_of(d) and "check" not in completion_of(d)
+        if d["slipped"] and d["style"] == "reflect":
+            wrong = completion_of(d).split("\n" + REFLECT_PHRASE)[0].rsplit("\n", 1)[1]
+            assert right.index(next(r for r in right if r.split("=")[0] == wrong.split("=")[0])) in \
+                task.hard_steps(rec)
+    slipped = [d for d in docs if d["slipped"] and task.hard_steps(
+        {"metadata": d["metadata"], "answer": d["answer"], "prompt": d["prompt"]})]
+    for style in ("cot", "reflect"):
+        hard = [d for d in docs if d["style"] == style and task.hard_steps(
+            {"metadata": d["metadata"], "answer": d["answer"], "prompt": d["prompt"]})]
+        share = sum(d["slipped"] for d in hard) / len(hard)
+        assert abs(share - 0.6) < 0.12, (style, share)
+    assert slipped
+
+
+def test_an_unchecked_column_slip_moves_the_answer_by_the_slip_times_its_place():
+    import random
+
+    task = get_task("column_add?digits=4")
+    for rec in load_task(task.name, "train", 60, 1):
+        gold = int(rec["answer"])
+        for k in range(len(task.steps(rec))):
+            lines, answer = task.slipped_solution(rec, k, random.Random(k))
+            delta = int(lines[k].split("=")[1].split()[0]) - task.steps(rec)[k].value
+            assert delta != 0 and int(answer) == gold + delta * 10**k
+
+
+def test_cold_start_traces_never_keep_an_unchecked_slip():
+    recs = cold_start_records("column_add?digits=3", 80, 0, slip_steps="hard")
+    assert all(verify_answer(r["task"], final_answer(r["completion"]), r["answer"]) for r in recs)
+
+
+def test_slip_steps_must_be_known():
+    with pytest.raises(DataError, match="slip_steps"):
+        build_corpus("arith", 5, 0, {"cot": 1.0}, slip_steps="everywhere")

@@ -46,6 +46,8 @@ class DataBuildConfig(StrictModel):
     style_mix: dict[str, float] | None = Field(None, description="style weights (direct, cot, reflect)")
     direct_error_rate: float = Field(0.5, ge=0.0, le=1.0, description="share of wrong direct answers on hard problems")
     slip_rate: float = Field(0.5, ge=0.0, le=1.0, description="share of reflect traces with a corrected slip")
+    cot_slip_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of cot traces with an uncaught slip")
+    slip_steps: Literal["any", "hard"] = Field("any", description="slips land on any step or only on hard ones")
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)
     difficulty: DifficultyConfig | None = None
@@ -84,13 +86,14 @@ def build_dataset(cfg: DataBuildConfig, tokenizer: Any = None) -> tuple[list[dic
     if cfg.kind == "corpus":
         records = corpus_from_records(records, cfg.seed, cfg.style_mix, split=cfg.split,
                                       template=cfg.template or "plain", direct_error_rate=cfg.direct_error_rate,
-                                      slip_rate=cfg.slip_rate)
+                                      slip_rate=cfg.slip_rate, cot_slip_rate=cfg.cot_slip_rate,
+                                      slip_steps=cfg.slip_steps)
         for r in records:
             counts[f"style_{r['style']}"] = counts.get(f"style_{r['style']}", 0) + 1
     elif cfg.kind == "cold_start":
         records = cold_start_from_records(records, cfg.seed, cfg.style_mix, split=cfg.split,
                                           template=cfg.template or "plain", tokenizer=tokenizer,
-                                          slip_rate=cfg.slip_rate)
+                                          slip_rate=cfg.slip_rate, slip_steps=cfg.slip_steps)
         for r in records:
             counts[f"style_{r['style']}"] = counts.get(f"style_{r['style']}", 0) + 1
     elif cfg.template is not None:

@@ -21,6 +21,7 @@ from r1lab.data.templates import format_completion, get_template
 from r1lab.errors import DataError
 
 STYLES = ("direct", "cot", "reflect")
+SLIP_STEPS = ("any", "hard")
 REFLECT_PHRASE = "wait, let me check:"
 DEFAULT_CORPUS_MIX = {"direct": 0.4, "cot": 0.3, "reflect": 0.3}
 DEFAULT_COLD_START_MIX = {"cot": 0.5, "reflect": 0.5}
@@ -76,27 +77,44 @@ def write_trace(
     *,
     direct_error_rate: float = 0.5,
     slip_rate: float = 0.5,
+    cot_slip_rate: float = 0.0,
+    slip_steps: str = "any",
 ) -> dict[str, Any]:
-    """One completion of `record` in `style`: {completion, style, correct, slipped}."""
+    """One completion of `record` in `style`: {completion, style, correct, slipped}.
+
+    Both worked styles can slip on a step (`slip_steps`: any step, or only the carries/borrows people get
+    wrong). A `reflect` trace catches its slip and corrects it (rate `slip_rate`); a `cot` trace does not
+    (rate `cot_slip_rate`): the wrong value runs on to a wrong answer. With equal rates the two styles make
+    the same first-pass mistakes and differ only in checking, so checking pays under the model's own sampling.
+    """
     if style == "direct":
         wrong = task.is_hard(record) and rng.random() < direct_error_rate
         answer = task.wrong_answer(record, rng) if wrong else task.answer_text(record)
         return {"completion": format_completion("", answer), "style": style, "correct": not wrong, "slipped": False}
+    if style not in ("cot", "reflect"):
+        raise DataError(f"unknown style {style!r}; known: {', '.join(STYLES)}")
+    if slip_steps not in SLIP_STEPS:
+        raise DataError(f"slip_steps: expected one of {', '.join(SLIP_STEPS)}, got {slip_steps!r}")
     steps = task.steps(record)
+    slippable = task.hard_steps(record) if slip_steps == "hard" else list(range(len(steps)))
     lines = [s.line() for s in steps]
+    answer = task.answer_text(record)
     slipped = False
     if style == "reflect":
-        if steps and rng.random() < slip_rate:
-            k = rng.randrange(len(steps))
+        if slippable and rng.random() < slip_rate:
+            k = slippable[rng.randrange(len(slippable))]
             lines[k] = f"{task.slipped_line(steps[k], rng)}\n{REFLECT_PHRASE} {steps[k].line()}"
             slipped = True
         lines.append(task.check_line(record))
-    elif style != "cot":
-        raise DataError(f"unknown style {style!r}; known: {', '.join(STYLES)}")
-    completion = format_completion("\n".join(lines), task.answer_text(record))
-    if not task.verify(final_answer(completion), record):
-        raise AssertionError(f"worked {style} trace for {record['prompt']!r} failed its own verifier")
-    return {"completion": completion, "style": style, "correct": True, "slipped": slipped}
+    elif cot_slip_rate > 0 and slippable and rng.random() < cot_slip_rate:
+        lines, answer = task.slipped_solution(record, slippable[rng.randrange(len(slippable))], rng)
+        slipped = True
+    completion = format_completion("\n".join(lines), answer)
+    correct = task.verify(final_answer(completion), record)
+    if correct == (style == "cot" and slipped):
+        raise AssertionError(f"worked {style} trace for {record['prompt']!r} (slipped: {slipped}) "
+                             f"{'passed' if correct else 'failed'} its own verifier")
+    return {"completion": completion, "style": style, "correct": bool(correct), "slipped": slipped}
 
 
 def final_answer(completion: str) -> str | None:
@@ -106,12 +124,13 @@ def final_answer(completion: str) -> str | None:
 
 def _traced(
     task: SyntheticTask, records: list[dict], seed: int, split: str, mix: dict[str, float],
-    direct_error_rate: float, slip_rate: float,
+    direct_error_rate: float, slip_rate: float, cot_slip_rate: float = 0.0, slip_steps: str = "any",
 ) -> list[tuple[dict, dict]]:
     rng = random.Random(split_seed(seed, split, salt=f"traces:{task.name}"))
     styles = assign_styles(len(records), mix, rng)
     return [
-        (rec, write_trace(task, rec, style, rng, direct_error_rate=direct_error_rate, slip_rate=slip_rate))
+        (rec, write_trace(task, rec, style, rng, direct_error_rate=direct_error_rate, slip_rate=slip_rate,
+                          cot_slip_rate=cot_slip_rate, slip_steps=slip_steps))
         for rec, style in zip(records, styles)
     ]
 
@@ -125,6 +144,8 @@ def corpus_from_records(
     template: str = "plain",
     direct_error_rate: float = 0.5,
     slip_rate: float = 0.5,
+    cot_slip_rate: float = 0.0,
+    slip_steps: str = "any",
     eos_token: str = EOS_TOKEN,
 ) -> list[dict]:
     """Pretraining documents for already-loaded records of one synthetic task (see `build_corpus`)."""
@@ -134,7 +155,7 @@ def corpus_from_records(
     mix = normalize_mix(style_mix, DEFAULT_CORPUS_MIX)
     tpl = get_template(template)
     out = []
-    for rec, tr in _traced(task, records, seed, split, mix, direct_error_rate, slip_rate):
+    for rec, tr in _traced(task, records, seed, split, mix, direct_error_rate, slip_rate, cot_slip_rate, slip_steps):
         text = tpl.render(rec["prompt"]) + tpl.split_completion(tr["completion"]) + eos_token
         out.append({"id": rec["id"], "text": text, "prompt": rec["prompt"], "answer": rec["answer"],
                     "task": rec["task"], "style": tr["style"], "correct": tr["correct"], "slipped": tr["slipped"],
@@ -152,6 +173,8 @@ def build_corpus(
     template: str = "plain",
     direct_error_rate: float = 0.5,
     slip_rate: float = 0.5,
+    cot_slip_rate: float = 0.0,
+    slip_steps: str = "any",
     eos_token: str = EOS_TOKEN,
 ) -> list[dict]:
     """Pretraining documents `{id, text, prompt, answer, task, style, correct, slipped, metadata}`.
@@ -161,7 +184,8 @@ def build_corpus(
     """
     records = _synthetic(task).records(split, size, seed)
     return corpus_from_records(records, seed, style_mix, split=split, template=template,
-                               direct_error_rate=direct_error_rate, slip_rate=slip_rate, eos_token=eos_token)
+                               direct_error_rate=direct_error_rate, slip_rate=slip_rate,
+                               cot_slip_rate=cot_slip_rate, slip_steps=slip_steps, eos_token=eos_token)
 
 
 def cold_start_from_records(
@@ -173,6 +197,7 @@ def cold_start_from_records(
     template: str = "plain",
     tokenizer: Any = None,
     slip_rate: float = 0.5,
+    slip_steps: str = "any",
 ) -> list[dict]:
     """Cold-start SFT records for already-loaded records of one synthetic task (see `cold_start_records`)."""
     if not records:
@@ -181,7 +206,7 @@ def cold_start_from_records(
     mix = normalize_mix(style_mix, DEFAULT_COLD_START_MIX)
     tpl = get_template(template)
     out = []
-    for rec, tr in _traced(task, records, seed, split, mix, 0.0, slip_rate):
+    for rec, tr in _traced(task, records, seed, split, mix, 0.0, slip_rate, 0.0, slip_steps):  # verified: no uncaught slips
         out.append({
             "id": rec["id"], "prompt": tpl.render(rec["prompt"], tokenizer),
             "completion": tpl.split_completion(tr["completion"]), "answer": rec["answer"], "task": rec["task"],
@@ -200,6 +225,7 @@ def cold_start_records(
     template: str = "plain",
     tokenizer: Any = None,
     slip_rate: float = 0.5,
+    slip_steps: str = "any",
 ) -> list[dict]:
     """R1 stage-1 SFT records `{id, prompt, completion, answer, task, style, metadata}`, all verified correct.
 
@@ -208,4 +234,4 @@ def cold_start_records(
     """
     records = _synthetic(task).records(split, size, seed)
     return cold_start_from_records(records, seed, style_mix, split=split, template=template,
-                                   tokenizer=tokenizer, slip_rate=slip_rate)
+                                   tokenizer=tokenizer, slip_rate=slip_rate, slip_steps=slip_steps)

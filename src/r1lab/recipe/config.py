@@ -7,6 +7,8 @@ checkpoint a stage starts from, which dataset file it reads — so a YAML only s
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from r1lab.config import StrictModel
@@ -33,6 +35,10 @@ class DataSection(StrictModel):
     style_mix: dict[str, float] = Field(default_factory=lambda: {"direct": 0.4, "cot": 0.3, "reflect": 0.3})
     direct_error_rate: float = Field(0.5, ge=0, le=1, description="wrong direct answers on hard problems")
     slip_rate: float = Field(0.5, ge=0, le=1, description="reflect-style traces that slip and self-correct")
+    cot_slip_rate: float = Field(0.0, ge=0, le=1, description="cot-style traces that slip and never notice "
+                                 "(the slip runs on to a wrong answer)")
+    slip_steps: Literal["any", "hard"] = Field("any", description="where slips land: any step, or only the "
+                                                "carries/borrows (hard steps)")
     cold_start_size: int = Field(500, ge=1, description="cold-start chain-of-thought SFT records")
     cold_start_mix: dict[str, float] = Field(default_factory=lambda: {"cot": 0.5, "reflect": 0.5})
     rl_prompts: int = Field(2000, ge=1, description="training prompts for the RL stages")

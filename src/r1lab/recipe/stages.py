@@ -90,9 +90,10 @@ def data_stage(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
 
     d, t = cfg.data, cfg.task
     corpus = build_corpus(t.spec, d.corpus_size, t.seed, d.style_mix, split="train", template=t.template,
-                          direct_error_rate=d.direct_error_rate, slip_rate=d.slip_rate)
+                          direct_error_rate=d.direct_error_rate, slip_rate=d.slip_rate,
+                          cot_slip_rate=d.cot_slip_rate, slip_steps=d.slip_steps)
     cold = cold_start_records(t.spec, d.cold_start_size, t.seed + 1, d.cold_start_mix, split="train",
-                              template=t.template, slip_rate=d.slip_rate)
+                              template=t.template, slip_rate=d.slip_rate, slip_steps=d.slip_steps)
     held_out = load_task(t.spec, "test", cfg.eval.size, t.seed)
     clean = decontaminate(corpus, held_out, key="prompt", eval_key="prompt")
     cold_clean = decontaminate(cold, held_out, key="prompt", eval_key="prompt")

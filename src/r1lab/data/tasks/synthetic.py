@@ -132,6 +132,15 @@ class SyntheticTask(Task):
         """What a worked solution writes in its answer block (the gold answer; a proof task writes its proof)."""
         return record["answer"]
 
+    def hard_steps(self, record: dict) -> list[int]:
+        """Indices of the steps people slip on (carries, borrows): where `slip_steps: hard` plants slips."""
+        return list(range(len(self.steps(record))))
+
+    def slipped_solution(self, record: dict, k: int, rng: random.Random) -> tuple[list[str], str]:
+        """Worked lines and final answer when step `k` slips and nobody checks: the wrong value is carried on
+        into every later step, so the answer is wrong the way an unchecked slip makes it wrong."""
+        raise DataError(f"task {self.name!r} cannot carry a slip through to its answer; set cot_slip_rate to 0")
+
     def slipped_line(self, step: Step, rng: random.Random) -> str:
         """A step written with a plausible slip (the line a reflective trace then checks and corrects)."""
         return step.line(plausible_slip(step.value, rng, column=step.column))
@@ -194,6 +203,20 @@ class ArithTask(SyntheticTask):
             acc = nxt
         return out
 
+    def hard_steps(self, record):
+        return [i for i, s in enumerate(self.steps(record)) if _has_carry(s)]
+
+    def slipped_solution(self, record, k, rng):
+        nums, ops = record["metadata"]["operands"], record["metadata"]["ops"]
+        acc, lines = nums[0], []
+        for i, (op, x) in enumerate(zip(ops, nums[1:])):
+            nxt = acc + x if op == "+" else acc - x
+            if i == k:
+                nxt = plausible_slip(nxt, rng)
+            lines.append(Step(f"{acc}{op}{x}", nxt).line())
+            acc = nxt
+        return lines, str(acc)
+
     def check_line(self, record):
         nums, ops = record["metadata"]["operands"], record["metadata"]["ops"]
         last, op = nums[-1], ops[-1]
@@ -248,16 +271,16 @@ class ColumnAddTask(SyntheticTask):
         return "+".join(map(str, nums)) + "=?", str(sum(nums)), {"operands": nums}
 
     def steps(self, record):
-        nums = record["metadata"]["operands"]
-        width = max(len(str(x)) for x in nums)
-        carry, out = 0, []
-        for k in range(width):
-            col = [int(str(x)[::-1][k]) for x in nums if k < len(str(x))]
-            terms = col + ([carry] if carry else [])
-            total = sum(terms)
-            out.append(Step("+".join(map(str, terms)), total, column=True))
-            carry = total // 10
-        return out
+        return _column_steps(record["metadata"]["operands"])
+
+    def hard_steps(self, record):
+        return [i for i, s in enumerate(self.steps(record)) if s.value >= 10]
+
+    def slipped_solution(self, record, k, rng):
+        steps = _column_steps(record["metadata"]["operands"], slip_at=k, rng=rng)
+        carry = steps[-1].value // 10
+        answer = sum((s.value % 10) * 10**i for i, s in enumerate(steps)) + carry * 10 ** len(steps)
+        return [s.line() for s in steps], str(answer)
 
     def check_line(self, record):
         nums = record["metadata"]["operands"]
@@ -268,3 +291,18 @@ class ColumnAddTask(SyntheticTask):
 
     def difficulty(self, record):
         return sum(s.value >= 10 for s in self.steps(record))
+
+
+def _column_steps(nums: list[int], slip_at: int | None = None, rng: random.Random | None = None) -> list[Step]:
+    """One step per column from the units; with `slip_at`, that column's sum slips and its carry moves on."""
+    width = max(len(str(x)) for x in nums)
+    carry, out = 0, []
+    for k in range(width):
+        col = [int(str(x)[::-1][k]) for x in nums if k < len(str(x))]
+        terms = col + ([carry] if carry else [])
+        total = sum(terms)
+        if k == slip_at and rng is not None:
+            total = plausible_slip(total, rng, column=True)
+        out.append(Step("+".join(map(str, terms)), total, column=True))
+        carry = total // 10
+    return out
