@@ -24,7 +24,9 @@ class TaskSection(StrictModel):
     """The verifiable task every stage trains and is evaluated on (train/test splits never overlap)."""
 
     spec: str = Field("arith", description="task spec for r1lab.data.load_task")
-    template: str = Field("plain", description="prompt template: plain (tiny models), r1, chat")
+    template: str = Field("plain", description="prompt template of the main model: plain (tiny models), r1, chat")
+    student_template: str = Field("plain", description="prompt template of the student (its own tiny BPE "
+                                  "tokenizer has no chat template)")
     seed: int = Field(0, description="problem-generation seed")
 
 
@@ -57,6 +59,9 @@ class EvalSection(StrictModel):
     examples: int = Field(2, ge=0, description="example completions per checkpoint in the report")
     group_by: str | None = Field("difficulty", description="metadata key of a per-group breakdown (a proof's "
                                  "depth); `difficulty`: the task's difficulty bucket (thinking time per bucket)")
+    fallbacks: list[str] | None = Field(None, description="answer extraction when a completion has no <answer> "
+                                        "block (None: the evaluator's default); [answer_is, last_number] grades a "
+                                        "chat model that states its result in prose")
     extra_tasks: list[str] = Field(default_factory=list, description="more held-out tasks for every checkpoint "
                                    "(e.g. a deeper proof depth than training saw: generalisation)")
 

@@ -21,13 +21,14 @@ from tqdm.auto import tqdm
 from r1lab.atomic import atomic_write_json, atomic_write_jsonl
 from r1lab.data import build_corpus, cold_start_records, load_task
 from r1lab.data.hygiene import decontaminate
-from r1lab.data.tokenizer import train_tokenizer
+from r1lab.data.tokenizer import load_tokenizer, train_tokenizer
 from r1lab.errors import ConfigError, DataError, R1labError
 from r1lab.eval import evaluate
 from r1lab.pipeline import Stage, StageContext
 from r1lab.recipe.config import RecipeConfig
 from r1lab.report import read_jsonl
 from r1lab.sampling.rejection import sample
+from r1lab.sources import resolve_model_dir
 from r1lab.train.rl import rl
 from r1lab.train.stages.distill import distill
 from r1lab.train.stages.pretrain import pretrain
@@ -70,9 +71,18 @@ def _ckpt(ctx: StageContext, stage: str) -> str:
     return str(ctx.artifact(stage, "checkpoint"))
 
 
-def _task_links(cfg: RecipeConfig, size: int | None = None) -> dict[str, Any]:
+# The stages that train or evaluate the student: it has its own tiny tokenizer, so its own prompt template.
+STUDENT_STAGES = frozenset({"student_base", "student_distill", "student_rl"})
+
+
+def template_of(cfg: RecipeConfig, stage: str) -> str:
+    """The prompt template of the model a stage trains or samples: the student's, or the main model's."""
+    return cfg.task.student_template if stage in STUDENT_STAGES else cfg.task.template
+
+
+def _task_links(cfg: RecipeConfig, size: int | None = None, template: str | None = None) -> dict[str, Any]:
     links = {"data__task": cfg.task.spec, "data__split": "train", "data__seed": cfg.task.seed,
-             "data__template": cfg.task.template}
+             "data__template": template or cfg.task.template}
     if size is not None:
         links["data__size"] = size
     return links
@@ -89,11 +99,14 @@ def data_stage(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
     """Corpus (three solution styles), cold-start traces, held-out problems and the tiny BPE tokenizer."""
 
     d, t = cfg.data, cfg.task
-    corpus = build_corpus(t.spec, d.corpus_size, t.seed, d.style_mix, split="train", template=t.template,
+    main_tokenizer = _pretrained_tokenizer(cfg)  # a chat template renders with the pretrained model's own
+    corpus_template = t.template if main_tokenizer is None else t.student_template  # who pretrains on it
+    corpus = build_corpus(t.spec, d.corpus_size, t.seed, d.style_mix, split="train", template=corpus_template,
                           direct_error_rate=d.direct_error_rate, slip_rate=d.slip_rate,
                           cot_slip_rate=d.cot_slip_rate, slip_steps=d.slip_steps)
     cold = cold_start_records(t.spec, d.cold_start_size, t.seed + 1, d.cold_start_mix, split="train",
-                              template=t.template, slip_rate=d.slip_rate, slip_steps=d.slip_steps)
+                              template=t.template, tokenizer=main_tokenizer, slip_rate=d.slip_rate,
+                              slip_steps=d.slip_steps)
     held_out = load_task(t.spec, "test", cfg.eval.size, t.seed)
     clean = decontaminate(corpus, held_out, key="prompt", eval_key="prompt")
     cold_clean = decontaminate(cold, held_out, key="prompt", eval_key="prompt")
@@ -120,6 +133,19 @@ def data_stage(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
                         + len(cold) - len(cold_clean.records), "vocab_size": len(tokenizer)}}
 
 
+def _pretrained_tokenizer(cfg: RecipeConfig) -> Any:
+    if cfg.model.init_from is None:
+        return None
+    return load_tokenizer(resolve_model_dir(cfg.model.init_from), required=False)
+
+
+def pretrained_stage(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
+    """A pretrained main model (`model.init_from`: a source name or a checkpoint) is the base: nothing to
+    pretrain, its directory is the checkpoint every later stage starts from."""
+    directory = resolve_model_dir(cfg.model.init_from)
+    return {"artifacts": {"checkpoint": str(directory.resolve())}, "summary": {"pretrained": cfg.model.init_from}}
+
+
 def _pretrain(section_name: str, spec_name: str) -> Callable[[RecipeConfig, StageContext], dict[str, Any]]:
     def run(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
         spec = getattr(cfg, spec_name)
@@ -144,7 +170,7 @@ def _sft(section_name: str, init_stage: str, data_stage: str, data_key: str):
 def _rl(section_name: str, init_stage: str):
     def run(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
         section = getattr(cfg, section_name)
-        section = linked(section, **_train_links(cfg, ctx), **_task_links(cfg),
+        section = linked(section, **_train_links(cfg, ctx), **_task_links(cfg, template=template_of(cfg, section_name)),
                          model__init_from=_ckpt(ctx, init_stage))
         return _trained(rl(section), ctx)
 
@@ -168,7 +194,8 @@ def _rejection(section_name: str, init_stage: str):
 
 def _distill(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
     section = linked(cfg.student_distill, **_train_links(cfg, ctx), model__init_from=_ckpt(ctx, "student_base"),
-                     data__path=str(ctx.artifact("distill_data", "data")), data__template=None)
+                     data__path=str(ctx.artifact("distill_data", "data")),
+                     data__template=cfg.task.student_template)  # the teacher's problems in the student's template
     return _trained(distill(section), ctx)
 
 
@@ -181,8 +208,8 @@ def eval_stage(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
     todo = [(stage, label) for stage, label in EVALUATED if stage in ctx.results]
     for stage, label in tqdm(todo, desc="eval", unit="checkpoint", disable=not cfg.progress):
         common = dict(n=e.n, k=e.k, temperature=e.temperature, top_p=e.top_p, max_new_tokens=e.max_new_tokens,
-                      template=cfg.task.template, split="test", size=e.size, seed=cfg.task.seed,
-                      group_by=e.group_by)
+                      template=template_of(cfg, stage), split="test", size=e.size, seed=cfg.task.seed,
+                      group_by=e.group_by, **({"fallbacks": e.fallbacks} if e.fallbacks is not None else {}))
         res = evaluate(_ckpt(ctx, stage), cfg.task.spec, out_dir=ctx.stage_dir / stage, name=label, **common)
         settings = res["settings"]
         row = {"name": label, "stage": stage, **res["overall"]}
@@ -279,7 +306,9 @@ def stages(cfg: RecipeConfig) -> list[Stage]:
 
     everything = [
         Stage("data", bind(data_stage), title="synthetic corpus, cold-start traces, held-out set, tokenizer"),
-        Stage("base", bind(_pretrain("base", "model")), ("data",), "pretrain the V3 base (MLA + MoE + MTP)"),
+        Stage("base", bind(_pretrain("base", "model")), ("data",), "pretrain the V3 base (MLA + MoE + MTP)")
+        if cfg.model.init_from is None else
+        Stage("base", bind(pretrained_stage), ("data",), f"the pretrained base: {cfg.model.init_from}"),
         Stage("r1_zero", bind(_rl("r1_zero", "base")), ("base",), "R1-Zero: RL directly on the base"),
         Stage("cold_start", bind(_sft("cold_start", "base", "data", "cold_start")), ("base",),
               "cold-start SFT on chain-of-thought"),

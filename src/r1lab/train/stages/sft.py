@@ -2,7 +2,8 @@
 
 Data: JSONL records with `prompt` and `completion`. By default `prompt` is already rendered (it ends with
 the template's prefill, as `r1lab.data.cold_start_records` and rejection sampling write it); with
-`data.template` set ("r1" | "chat" | "plain"), raw problems are rendered with `r1lab.data.get_template`.
+`data.template` set ("r1" | "chat" | "plain"), raw problems are rendered with `r1lab.data.get_template` (a
+rejection-sampling record's `problem`, so a student can learn from a teacher that used another template).
 Prompt tokens are context only (label -100); the completion (+ EOS) is learned; the loss is the token mean
 over the whole global batch (micro-batches weighted by their target counts).
 
@@ -82,7 +83,8 @@ def tokenize_records(records: list[dict], tokenizer: Any, max_len: int, *, templ
     eos = getattr(tokenizer, "eos_token_id", None)
     out = []
     for rec in records:
-        prompt = tpl.render(rec["prompt"], tokenizer) if tpl is not None else rec["prompt"]
+        # a record from rejection sampling keeps its raw `problem` beside the teacher's rendered prompt
+        prompt = tpl.render(rec.get("problem", rec["prompt"]), tokenizer) if tpl is not None else rec["prompt"]
         # chat templates write their own special tokens
         prompt_ids = tokenizer(prompt, add_special_tokens=template != "chat")["input_ids"]
         completion_ids = tokenizer(rec["completion"], add_special_tokens=False)["input_ids"]

@@ -1,0 +1,109 @@
+"""One recipe for every model: a pretrained chat model (`model.init_from`, a chat template) goes through the same
+`r1lab run` stages as the tiny default. Its base is the checkpoint itself (nothing pretrained), its prompts and
+cold-start traces use its chat template, and the tiny student keeps its own plain template: distillation renders
+the teacher's problems in the student's template."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from r1lab.data import get_template
+from r1lab.recipe import run_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "configs" / "smoke.yaml"
+CHAT = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+
+
+PROBLEMS = [(f"{a}{op}{b}=?", f"<think>\n{a}{op}{b}={a + b if op == '+' else a - b}\n</think>\n<answer>\n"
+             f"{a + b if op == '+' else a - b}\n</answer>") for a in range(1, 10) for b in range(1, 10) for op in "+-"
+            if op == "+" or a >= b]
+
+
+def _chat(problem: str) -> str:
+    return f"<|user|>{problem}\n<|assistant|>"
+
+
+def _teach(model, tok, steps: int = 150) -> None:
+    """A few hundred Adam steps on the task in the chat format, so the 'pretrained' model stops and is
+    sometimes right (rejection sampling then keeps something), as a real instruct model would."""
+    rows = [tok(_chat(p) + c, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for p, c in PROBLEMS]
+    width = max(map(len, rows))
+    ids = torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rows])
+    labels = torch.where(ids == tok.pad_token_id, -100, ids)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        loss = model(input_ids=ids, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+
+
+@pytest.fixture(scope="module")
+def chat_model(tmp_path_factory) -> Path:
+    """A 2-layer Llama with a byte-level BPE that has a chat template, saved as a user's HF checkpoint."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from r1lab.data.tokenizer import train_tokenizer
+
+    texts = [_chat(p) + c for p, c in PROBLEMS]
+    tok = train_tokenizer(texts + ["<|user|><|assistant|>"], vocab_size=300)
+    tok.chat_template = CHAT
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                         max_position_embeddings=256, eos_token_id=tok.eos_token_id,
+                                         bos_token_id=tok.bos_token_id, pad_token_id=tok.pad_token_id))
+    _teach(model, tok)
+    out = tmp_path_factory.mktemp("chat_model") / "ckpt"
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def run(chat_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pretrained") / "run"
+    run_recipe(SMOKE, out, overrides=[f"model.init_from={chat_model}", "task.template=chat",
+                                      "eval.fallbacks=[answer_is, last_number]"], log=lambda *_: None)
+    return out
+
+
+def done(run: Path, stage: str) -> dict:
+    return json.loads((run / stage / "done.json").read_text())
+
+
+def test_the_pretrained_checkpoint_is_the_base(run, chat_model):
+    base = done(run, "base")
+    assert base["artifacts"]["checkpoint"] == str(chat_model.resolve())
+    assert not (run / "base" / "checkpoint").exists()  # nothing was pretrained
+    assert done(run, "student_base")["summary"]["steps"] > 0  # the student still is
+
+
+def test_cold_start_and_rl_prompts_use_the_models_chat_template(run):
+    cold = [json.loads(line) for line in (run / "data" / "cold_start.jsonl").read_text().splitlines()]
+    assert cold and all(r["prompt"].startswith("<|user|>") and r["prompt"].endswith("<|assistant|><think>\n")
+                        for r in cold)
+    kept = [json.loads(line) for line in (run / "distill_data" / "data.jsonl").read_text().splitlines()]
+    assert all(r["prompt"].startswith("<|user|>") for r in kept)
+
+
+def test_every_checkpoint_is_evaluated_in_its_own_template(run):
+    rows = json.loads((run / "eval" / "results.json").read_text())["checkpoints"]
+    assert [r["stage"] for r in rows] == ["base", "r1_zero", "cold_start", "r1_rl", "r1_sft", "r1",
+                                          "student_base", "student_distill", "student_rl"]
+    examples = json.loads((run / "eval" / "examples.json").read_text())
+    plain = get_template("plain")
+    for row in rows:
+        for ex in examples[row["name"]]:
+            is_student = row["stage"].startswith("student")
+            assert ex["prompt"].startswith("<|user|>") != is_student, (row["stage"], ex["prompt"])
+            if is_student:
+                assert ex["prompt"].endswith(plain.prefill)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["r1_zero_gain_points"] is not None and summary["distill_minus_rl_points"] is not None
