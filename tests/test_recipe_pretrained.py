@@ -107,3 +107,41 @@ def test_every_checkpoint_is_evaluated_in_its_own_template(run):
                 assert ex["prompt"].endswith(plain.prefill)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["r1_zero_gain_points"] is not None and summary["distill_minus_rl_points"] is not None
+
+
+COLD_FROM_SAMPLES = ("cold_start_data={source: r1_zero, n: 4, max_new_tokens: 40, min_language_share: 0.0, "
+                     "data: {size: 16}, accept: [{name: accuracy}, {name: format}, {name: computed_steps}]}")
+
+
+@pytest.fixture(scope="module")
+def sampled_cold_start(chat_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sampled") / "run"
+    run_recipe(SMOKE, out, overrides=[f"model.init_from={chat_model}", "task.template=chat", "data.cold_start_size=0",
+                                      COLD_FROM_SAMPLES, "stages=[data, base, r1_zero, cold_start_data, cold_start]"],
+               log=lambda *_: None)
+    return out
+
+
+def test_the_cold_start_can_come_from_r1_zeros_own_verified_samples(sampled_cold_start):
+    """R1 §2.3.1: R1-Zero's outputs in a readable format, verified: every kept trace is right, strictly formatted
+    and shows at least one intermediate step, and the cold-start SFT trains on exactly those."""
+    from r1lab.data.completion_metrics import computed_steps
+    from r1lab.rewards import get_reward
+
+    summary = done(sampled_cold_start, "cold_start_data")["summary"]
+    assert summary["sampled_from"] == "r1_zero" and summary["programmatic"] == 0 and summary["sampled"] > 0
+    kept = [json.loads(line) for line in
+            (sampled_cold_start / "cold_start_data" / "cold_start.jsonl").read_text().splitlines()]
+    assert len(kept) == summary["sampled"]
+    fmt = get_reward("format")([r["completion"] for r in kept], prefill=["<think>\n"] * len(kept))
+    assert fmt == [1.0] * len(kept)
+    assert all(computed_steps(r["completion"]) >= 1 for r in kept)
+    assert done(sampled_cold_start, "cold_start")["summary"]["steps"] > 0
+
+
+def test_a_cold_start_without_any_data_is_refused(tmp_path):
+    from r1lab.errors import R1labError
+
+    with pytest.raises(R1labError, match="cold_start_size"):
+        run_recipe(SMOKE, tmp_path / "run", overrides=["data.cold_start_size=0"], log=lambda *_: None)
+    assert not (tmp_path / "run").exists()

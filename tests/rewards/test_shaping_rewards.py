@@ -80,6 +80,23 @@ def test_reasoning_steps_counts_markers(text, steps):
     assert get_reward("reasoning_steps")([text]) == [min(1.0, steps / 3)]
 
 
+# ---- computed_steps ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("text, steps", [
+    ("7+6=13 carry 1\n1+2+1=4\n</think>\n<answer>\n43\n</answer>", 2),  # the answer block does not count
+    ("so x = -4, then\ny=x\nz = 12", 2),  # a value, not an equation between names
+    ("</think>\n<answer>\n5=5\n</answer>", 0),
+    ("", 0),
+])
+def test_computed_steps_counts_lines_with_a_value_inside_the_thinking(text, steps):
+    from r1lab.data.completion_metrics import computed_steps
+
+    assert computed_steps(text) == steps
+    assert get_reward("computed_steps")([text]) == [min(1.0, steps)]
+    assert get_reward("computed_steps", target=4)([text]) == [steps / 4]
+    with pytest.raises(ConfigError, match="target"):
+        get_reward("computed_steps", target=0)
+
+
 # ---- repetition_penalty ---------------------------------------------------------------------------------------
 def expected_repetition(tokens: list[str], n: int, max_penalty: float = -1.0) -> float:
     if len(tokens) < n:

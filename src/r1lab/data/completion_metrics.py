@@ -15,6 +15,17 @@ REFLECTION = re.compile(
 )
 
 
+# An intermediate step: a line of the thinking that states a computed value ("7+6=13 carry 1", "so x = 12").
+COMPUTED_LINE = re.compile(r"=\s*-?\d", re.M)
+
+
+def computed_steps(text: str) -> int:
+    """Lines with a computed value before `</think>` (the whole text when it has none): reasoning that did not
+    collapse to a bare answer writes at least a few."""
+    thinking = text.split("</think>", 1)[0]
+    return sum(1 for line in thinking.splitlines() if COMPUTED_LINE.search(line))
+
+
 def has_reflection(text: str) -> bool:
     return REFLECTION.search(text) is not None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from r1lab.config import StrictModel
 from r1lab.sampling.rejection import RejectionConfig
@@ -41,7 +41,8 @@ class DataSection(StrictModel):
                                  "(the slip runs on to a wrong answer)")
     slip_steps: Literal["any", "hard"] = Field("any", description="where slips land: any step, or only the "
                                                 "carries/borrows (hard steps)")
-    cold_start_size: int = Field(500, ge=1, description="cold-start chain-of-thought SFT records")
+    cold_start_size: int = Field(500, ge=0, description="cold-start chain-of-thought SFT records written by "
+                                 "program (0: only the model's own samples, see `cold_start_data`)")
     cold_start_mix: dict[str, float] = Field(default_factory=lambda: {"cot": 0.5, "reflect": 0.5})
     rl_prompts: int = Field(2000, ge=1, description="training prompts for the RL stages")
     vocab_size: int = Field(400, ge=300, description="BPE vocabulary of the tiny tokenizer")
@@ -66,6 +67,14 @@ class EvalSection(StrictModel):
                                    "(e.g. a deeper proof depth than training saw: generalisation)")
 
 
+class ColdStartSamples(RejectionConfig):
+    """R1's cold start from the model's own outputs: sample a checkpoint, keep verified, well-formed traces (the
+    acceptance rule in `accept`), then SFT on them together with `data.cold_start_size` programmatic traces."""
+
+    source: Literal["r1_zero", "base"] = Field("r1_zero", description="checkpoint to sample: R1-Zero's outputs "
+                                                "(R1 §2.3.1) or the base's")
+
+
 class RecipeConfig(StrictModel):
     """The DeepSeek-R1 recipe at small scale: base → R1-Zero; cold start → RL → rejection SFT → RL; distillation."""
 
@@ -79,6 +88,8 @@ class RecipeConfig(StrictModel):
         description="the smaller dense student of the distillation comparison")
     base: PretrainConfig = Field(default_factory=PretrainConfig)
     r1_zero: RLConfig = Field(default_factory=RLConfig)
+    cold_start_data: ColdStartSamples | None = Field(None, description="cold start from the model's own "
+                                                     "verified samples (None: programmatic traces only)")
     cold_start: SFTConfig = Field(default_factory=SFTConfig)
     r1_rl: RLConfig = Field(default_factory=RLConfig)
     rejection: RejectionConfig = Field(default_factory=RejectionConfig)
@@ -92,3 +103,10 @@ class RecipeConfig(StrictModel):
     progress: bool = Field(True, description="progress bars in every stage")
     stages: list[str] | None = Field(None, description="the stages to run (default: all, in recipe order); each "
                                      "stage's inputs must be among them, e.g. [data, base, r1_zero, eval]")
+
+    @model_validator(mode="after")
+    def _cold_start_has_data(self) -> "RecipeConfig":
+        if self.data.cold_start_size == 0 and self.cold_start_data is None:
+            raise ValueError("data.cold_start_size: 0 leaves the cold start without data; set cold_start_data "
+                             "(sample the model's own traces) or write some traces by program")
+        return self

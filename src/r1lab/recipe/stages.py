@@ -3,7 +3,8 @@
 Flow (DeepSeek-R1 §2, at tiny scale):
   data → base (pretrain V3: MLA + MoE + MTP)
        → r1_zero (RL directly on the base)
-       → cold_start (SFT on chain-of-thought) → r1_rl (reasoning RL) → rejection (sample + verify)
+       → cold_start (SFT on chain-of-thought; with `cold_start_data`, on R1-Zero's verified samples too)
+         → r1_rl (reasoning RL) → rejection (sample + verify)
          → r1_sft (SFT of the *base* on what was kept, as R1 does) → r1 (second RL stage)
        → distill_data (verified traces of the final R1 model)
          → student_base (pretrain a smaller dense student) → student_distill | student_rl
@@ -177,19 +178,34 @@ def _rl(section_name: str, init_stage: str):
     return run
 
 
+def _sample_verified(cfg: RecipeConfig, ctx: StageContext, section_name: str, init_stage: str):
+    out = ctx.stage_dir / "data.jsonl"
+    section = linked(getattr(cfg, section_name), checkpoint=_ckpt(ctx, init_stage), out=str(out),
+                     seed=cfg.seed, progress=cfg.progress, **_task_links(cfg),
+                     decontaminate=[{"path": str(ctx.artifact("data", "held_out"))}])
+    result = sample(section)
+    if not result.records:
+        raise R1labError(f"{section_name}: no sample passed verification ({result.counts}); "
+                         "train the upstream stage longer or raise n")
+    return result
+
+
 def _rejection(section_name: str, init_stage: str):
     def run(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
-        out = ctx.stage_dir / "data.jsonl"
-        section = linked(getattr(cfg, section_name), checkpoint=_ckpt(ctx, init_stage), out=str(out),
-                         seed=cfg.seed, progress=cfg.progress, **_task_links(cfg),
-                         decontaminate=[{"path": str(ctx.artifact("data", "held_out"))}])
-        result = sample(section)
-        if not result.records:
-            raise R1labError(f"{section_name}: no sample passed verification ({result.counts}); "
-                             "train the upstream stage longer or raise n")
+        result = _sample_verified(cfg, ctx, section_name, init_stage)
         return {"artifacts": {"data": f"{ctx.stage_dir.name}/data.jsonl"}, "summary": {"counts": result.counts}}
 
     return run
+
+
+def cold_start_data_stage(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
+    """The model's own verified samples (R1-Zero's, by default) plus the programmatic traces: the cold-start set."""
+    assert cfg.cold_start_data is not None
+    sampled = _sample_verified(cfg, ctx, "cold_start_data", cfg.cold_start_data.source).records
+    written = read_jsonl(Path(ctx.artifact("data", "cold_start")))
+    atomic_write_jsonl(ctx.stage_dir / "cold_start.jsonl", sampled + written)
+    return {"artifacts": {"data": f"{ctx.stage_dir.name}/cold_start.jsonl"},
+            "summary": {"sampled_from": cfg.cold_start_data.source, "sampled": len(sampled), "programmatic": len(written)}}
 
 
 def _distill(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
@@ -304,14 +320,22 @@ def stages(cfg: RecipeConfig) -> list[Stage]:
     def bind(fn):
         return lambda ctx: fn(cfg, ctx)
 
+    if cfg.cold_start_data is None:
+        cold_start = [Stage("cold_start", bind(_sft("cold_start", "base", "data", "cold_start")), ("base",),
+                            "cold-start SFT on chain-of-thought")]
+    else:
+        source = cfg.cold_start_data.source
+        cold_start = [Stage("cold_start_data", bind(cold_start_data_stage), (source,),
+                            f"verified, well-formed samples of {source} for the cold start"),
+                      Stage("cold_start", bind(_sft("cold_start", "base", "cold_start_data", "data")),
+                            ("base", "cold_start_data"), "cold-start SFT on the model's own and written traces")]
     everything = [
         Stage("data", bind(data_stage), title="synthetic corpus, cold-start traces, held-out set, tokenizer"),
         Stage("base", bind(_pretrain("base", "model")), ("data",), "pretrain the V3 base (MLA + MoE + MTP)")
         if cfg.model.init_from is None else
         Stage("base", bind(pretrained_stage), ("data",), f"the pretrained base: {cfg.model.init_from}"),
         Stage("r1_zero", bind(_rl("r1_zero", "base")), ("base",), "R1-Zero: RL directly on the base"),
-        Stage("cold_start", bind(_sft("cold_start", "base", "data", "cold_start")), ("base",),
-              "cold-start SFT on chain-of-thought"),
+        *cold_start,
         Stage("r1_rl", bind(_rl("r1_rl", "cold_start")), ("cold_start",), "reasoning RL (accuracy + format + language)"),
         Stage("rejection", bind(_rejection("rejection", "r1_rl")), ("r1_rl",), "rejection sampling from the RL model"),
         Stage("r1_sft", bind(_sft("r1_sft", "base", "rejection", "data")), ("rejection",),

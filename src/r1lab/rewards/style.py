@@ -1,11 +1,13 @@
-"""Style rewards that read only the completion's text: `reasoning_steps` (open-r1) and `repetition_penalty`
-(Yeo et al. 2025, arXiv 2502.03373 §4.4). Both are linear in the text length, so hostile input costs little."""
+"""Style rewards that read only the completion's text: `reasoning_steps` (open-r1), `computed_steps` (r1lab) and
+`repetition_penalty` (Yeo et al. 2025, arXiv 2502.03373 §4.4). All are linear in the text length, so hostile input
+costs little."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 
+from r1lab.data.completion_metrics import computed_steps
 from r1lab.errors import ConfigError
 from r1lab.rewards.registry import column, completion_text, register_reward
 
@@ -61,6 +63,18 @@ def make_reasoning_steps(target: int = 3):
     return reasoning_steps
 
 
+def make_computed_steps(target: int = 1):
+    """min(1, lines of the thinking with a computed value / target): with target 1, an acceptance rule that keeps
+    only traces with at least one intermediate step (R1's cold start: readable reasoning, not a bare answer)."""
+    if target < 1:
+        raise ConfigError(f"computed_steps: target must be >= 1, got {target}")
+
+    def computed_steps_reward(completions, **_) -> list[float | None]:
+        return [min(1.0, computed_steps(completion_text(c)) / target) for c in completions]
+
+    return computed_steps_reward
+
+
 def make_repetition_penalty(ngram_size: int = 3, max_penalty: float = -1.0):
     if max_penalty > 0:
         raise ConfigError(f"repetition_penalty: max_penalty must be <= 0, got {max_penalty}")
@@ -76,3 +90,4 @@ def make_repetition_penalty(ngram_size: int = 3, max_penalty: float = -1.0):
 
 register_reward("reasoning_steps", factory=make_reasoning_steps)
 register_reward("repetition_penalty", factory=make_repetition_penalty)
+register_reward("computed_steps", factory=make_computed_steps)
