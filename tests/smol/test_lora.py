@@ -244,7 +244,7 @@ def test_config_errors_are_one_line(tokenizer, monkeypatch):
 def test_recipe_configs(tokenizer):
     from r1lab.train.rl import RLConfig
 
-    full = validate(RLConfig, read_yaml(CONFIGS / "smollm2.yaml"), "smollm2.yaml")
+    full = validate(RLConfig, read_yaml(CONFIGS / "smollm2_grpo.yaml"), "smollm2_grpo.yaml")
     assert full.model.lora is None  # the measured recipe is full fine-tuning
     lora = validate(RLConfig, read_yaml(CONFIGS / "smollm2_lora.yaml"), "smollm2_lora.yaml")
     assert lora.model.lora is not None and lora.model.init_from == full.model.init_from

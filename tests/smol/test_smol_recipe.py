@@ -12,7 +12,7 @@ from r1lab.config import read_yaml, validate
 from r1lab.recipe import smollm2 as recipe
 from r1lab.train.rl import RLConfig
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "smollm2.yaml"
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "smollm2_grpo.yaml"
 TASK = "rg:basic_arithmetic?min_terms=2&max_terms=2&max_digits=1"
 
 

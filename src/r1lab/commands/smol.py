@@ -14,7 +14,7 @@ def register(app: typer.Typer) -> None:
 
     @smol.command("curve")
     def curve(
-        config: Path = typer.Argument(..., help="RL config (YAML), e.g. configs/smollm2.yaml"),
+        config: Path = typer.Argument(..., help="RL config (YAML), e.g. configs/smollm2_grpo.yaml"),
         overrides: Optional[list[str]] = typer.Argument(None, help="Dotted overrides, e.g. train.max_steps=40"),
         every: int = typer.Option(20, "--every", help="optimizer steps between held-out evaluations"),
         eval_size: int = typer.Option(37, "--eval-size", help="held-out problems per evaluation"),

@@ -41,7 +41,7 @@ THINK_PREFILL = "<think>\n"
 
 
 def reward_specs() -> list[dict[str, Any]]:
-    """The `rewards:` list of configs/smollm2.yaml (RLConfig RewardSpec dicts)."""
+    """The `rewards:` list of configs/smollm2_grpo.yaml (RLConfig RewardSpec dicts)."""
     return [{"name": "accuracy", "weight": ACCURACY_WEIGHT, "params": {"fallbacks": list(ANSWER_FALLBACKS)}},
             {"name": "format_soft", "weight": FORMAT_WEIGHT}]
 
