@@ -93,10 +93,11 @@ def test_cold_start_and_rl_prompts_use_the_models_chat_template(run):
     assert all(r["prompt"].startswith("<|user|>") for r in kept)
 
 
-def test_every_checkpoint_is_evaluated_in_its_own_template(run):
+def test_every_checkpoint_is_evaluated_in_its_own_template(run, chat_model):
     rows = json.loads((run / "eval" / "results.json").read_text())["checkpoints"]
     assert [r["stage"] for r in rows] == ["base", "r1_zero", "cold_start", "r1_rl", "r1_sft", "r1",
                                           "student_base", "student_distill", "student_rl"]
+    assert rows[0]["name"] == f"base ({chat_model})"
     examples = json.loads((run / "eval" / "examples.json").read_text())
     plain = get_template("plain")
     for row in rows:

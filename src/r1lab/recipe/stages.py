@@ -221,7 +221,8 @@ def eval_stage(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
     e, rows, examples = cfg.eval, [], {}
     settings: dict[str, Any] = {}
 
-    todo = [(stage, label) for stage, label in EVALUATED if stage in ctx.results]
+    todo = [(stage, f"base ({cfg.model.init_from})" if stage == "base" and cfg.model.init_from else label)
+            for stage, label in EVALUATED if stage in ctx.results]
     for stage, label in tqdm(todo, desc="eval", unit="checkpoint", disable=not cfg.progress):
         common = dict(n=e.n, k=e.k, temperature=e.temperature, top_p=e.top_p, max_new_tokens=e.max_new_tokens,
                       template=template_of(cfg, stage), split="test", size=e.size, seed=cfg.task.seed,
