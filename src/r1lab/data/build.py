@@ -18,7 +18,7 @@ from r1lab.data.hygiene import DedupConfig, EvalSetConfig
 from r1lab.data.tasks import get_task, load_task
 from r1lab.data.templates import TEMPLATE_NAMES, get_template
 from r1lab.data.tokenizer import load_tokenizer
-from r1lab.data.traces import cold_start_from_records, corpus_from_records
+from r1lab.data.traces import SlipSteps, cold_start_from_records, corpus_from_records
 from r1lab.errors import DataError
 from r1lab.jsonl import read_jsonl
 
@@ -47,7 +47,7 @@ class DataBuildConfig(StrictModel):
     direct_error_rate: float = Field(0.5, ge=0.0, le=1.0, description="share of wrong direct answers on hard problems")
     slip_rate: float = Field(0.5, ge=0.0, le=1.0, description="share of reflect traces with a corrected slip")
     cot_slip_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of cot traces with an uncaught slip")
-    slip_steps: Literal["any", "hard"] = Field("any", description="slips land on any step or only on hard ones")
+    slip_steps: SlipSteps = Field("any", description="slips land on any step or only on hard ones")
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)
     difficulty: DifficultyConfig | None = None

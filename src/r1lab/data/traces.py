@@ -11,7 +11,7 @@ Every `cot` / `reflect` trace is checked by the task's verifier before it is ret
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, Literal, get_args
 
 from r1lab.data.answer import extract_answer
 from r1lab.data.records import split_seed
@@ -21,7 +21,8 @@ from r1lab.data.templates import format_completion, get_template
 from r1lab.errors import DataError
 
 STYLES = ("direct", "cot", "reflect")
-SLIP_STEPS = ("any", "hard")
+SlipSteps = Literal["any", "hard"]  # where slips land: any step, or only the carries/borrows (hard steps)
+SLIP_STEPS: tuple[str, ...] = get_args(SlipSteps)
 REFLECT_PHRASE = "wait, let me check:"
 DEFAULT_CORPUS_MIX = {"direct": 0.4, "cot": 0.3, "reflect": 0.3}
 DEFAULT_COLD_START_MIX = {"cot": 0.5, "reflect": 0.5}
@@ -78,7 +79,7 @@ def write_trace(
     direct_error_rate: float = 0.5,
     slip_rate: float = 0.5,
     cot_slip_rate: float = 0.0,
-    slip_steps: str = "any",
+    slip_steps: SlipSteps = "any",
 ) -> dict[str, Any]:
     """One completion of `record` in `style`: {completion, style, correct, slipped}.
 
@@ -111,7 +112,8 @@ def write_trace(
         slipped = True
     completion = format_completion("\n".join(lines), answer)
     correct = task.verify(final_answer(completion), record)
-    if correct == (style == "cot" and slipped):
+    unchecked_slip = style == "cot" and slipped  # the only worked trace that may, and must, be wrong
+    if correct == unchecked_slip:
         raise AssertionError(f"worked {style} trace for {record['prompt']!r} (slipped: {slipped}) "
                              f"{'passed' if correct else 'failed'} its own verifier")
     return {"completion": completion, "style": style, "correct": bool(correct), "slipped": slipped}
@@ -124,7 +126,7 @@ def final_answer(completion: str) -> str | None:
 
 def _traced(
     task: SyntheticTask, records: list[dict], seed: int, split: str, mix: dict[str, float],
-    direct_error_rate: float, slip_rate: float, cot_slip_rate: float = 0.0, slip_steps: str = "any",
+    direct_error_rate: float, slip_rate: float, cot_slip_rate: float = 0.0, slip_steps: SlipSteps = "any",
 ) -> list[tuple[dict, dict]]:
     rng = random.Random(split_seed(seed, split, salt=f"traces:{task.name}"))
     styles = assign_styles(len(records), mix, rng)
@@ -145,7 +147,7 @@ def corpus_from_records(
     direct_error_rate: float = 0.5,
     slip_rate: float = 0.5,
     cot_slip_rate: float = 0.0,
-    slip_steps: str = "any",
+    slip_steps: SlipSteps = "any",
     eos_token: str = EOS_TOKEN,
 ) -> list[dict]:
     """Pretraining documents for already-loaded records of one synthetic task (see `build_corpus`)."""
@@ -174,7 +176,7 @@ def build_corpus(
     direct_error_rate: float = 0.5,
     slip_rate: float = 0.5,
     cot_slip_rate: float = 0.0,
-    slip_steps: str = "any",
+    slip_steps: SlipSteps = "any",
     eos_token: str = EOS_TOKEN,
 ) -> list[dict]:
     """Pretraining documents `{id, text, prompt, answer, task, style, correct, slipped, metadata}`.
@@ -197,7 +199,7 @@ def cold_start_from_records(
     template: str = "plain",
     tokenizer: Any = None,
     slip_rate: float = 0.5,
-    slip_steps: str = "any",
+    slip_steps: SlipSteps = "any",
 ) -> list[dict]:
     """Cold-start SFT records for already-loaded records of one synthetic task (see `cold_start_records`)."""
     if not records:
@@ -225,7 +227,7 @@ def cold_start_records(
     template: str = "plain",
     tokenizer: Any = None,
     slip_rate: float = 0.5,
-    slip_steps: str = "any",
+    slip_steps: SlipSteps = "any",
 ) -> list[dict]:
     """R1 stage-1 SFT records `{id, prompt, completion, answer, task, style, metadata}`, all verified correct.
 

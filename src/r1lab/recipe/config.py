@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from r1lab.config import StrictModel
+from r1lab.data.traces import SlipSteps
 from r1lab.sampling.rejection import RejectionConfig
 from r1lab.train.core.model_spec import ModelSpec
 from r1lab.train.rl import RLConfig
@@ -39,7 +40,7 @@ class DataSection(StrictModel):
     slip_rate: float = Field(0.5, ge=0, le=1, description="reflect-style traces that slip and self-correct")
     cot_slip_rate: float = Field(0.0, ge=0, le=1, description="cot-style traces that slip and never notice "
                                  "(the slip runs on to a wrong answer)")
-    slip_steps: Literal["any", "hard"] = Field("any", description="where slips land: any step, or only the "
+    slip_steps: SlipSteps = Field("any", description="where slips land: any step, or only the "
                                                 "carries/borrows (hard steps)")
     cold_start_size: int = Field(500, ge=0, description="cold-start chain-of-thought SFT records written by "
                                  "program (0: only the model's own samples, see `cold_start_data`)")

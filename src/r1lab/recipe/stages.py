@@ -81,12 +81,9 @@ def template_of(cfg: RecipeConfig, stage: str) -> str:
     return cfg.task.student_template if stage in STUDENT_STAGES else cfg.task.template
 
 
-def _task_links(cfg: RecipeConfig, size: int | None = None, template: str | None = None) -> dict[str, Any]:
-    links = {"data__task": cfg.task.spec, "data__split": "train", "data__seed": cfg.task.seed,
-             "data__template": template or cfg.task.template}
-    if size is not None:
-        links["data__size"] = size
-    return links
+def _task_links(cfg: RecipeConfig, stage: str) -> dict[str, Any]:
+    return {"data__task": cfg.task.spec, "data__split": "train", "data__seed": cfg.task.seed,
+            "data__template": template_of(cfg, stage)}
 
 
 def _trained(result: Any, ctx: StageContext) -> dict[str, Any]:
@@ -171,7 +168,7 @@ def _sft(section_name: str, init_stage: str, data_stage: str, data_key: str):
 def _rl(section_name: str, init_stage: str):
     def run(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
         section = getattr(cfg, section_name)
-        section = linked(section, **_train_links(cfg, ctx), **_task_links(cfg, template=template_of(cfg, section_name)),
+        section = linked(section, **_train_links(cfg, ctx), **_task_links(cfg, section_name),
                          model__init_from=_ckpt(ctx, init_stage))
         return _trained(rl(section), ctx)
 
@@ -181,7 +178,7 @@ def _rl(section_name: str, init_stage: str):
 def _sample_verified(cfg: RecipeConfig, ctx: StageContext, section_name: str, init_stage: str):
     out = ctx.stage_dir / "data.jsonl"
     section = linked(getattr(cfg, section_name), checkpoint=_ckpt(ctx, init_stage), out=str(out),
-                     seed=cfg.seed, progress=cfg.progress, **_task_links(cfg),
+                     seed=cfg.seed, progress=cfg.progress, **_task_links(cfg, section_name),
                      decontaminate=[{"path": str(ctx.artifact("data", "held_out"))}])
     result = sample(section)
     if not result.records:
