@@ -1,12 +1,12 @@
 """GRPO step time: r1lab's RL stage vs TRL's GRPOTrainer on the same configuration, side by side.
 
 Configuration (both): SmolLM2-135M-Instruct (the `smollm2-135m` source's cached HF directory, offline), the
-recipe task (r1lab.recipe.smollm2.TASK) rendered with the chat template and `<think>\\n` prefilled, 2 prompts x
+task of configs/smollm2_grpo.yaml rendered with the chat template and `<think>\\n` prefilled, 2 prompts x
 8 completions per step, at most 48 new tokens, temperature 1, beta 0.04 (reference model on), mu 1 (one
 optimizer step per generation batch), lr 1e-5 (constant), AdamW betas (0.9, 0.999) with torch's fused kernel
 (TRL's default through transformers' `optim="adamw_torch_fused"` on torch>=2.8; r1lab's `train.adamw_impl:
 fused`; the kernel each side used is printed), grad-norm clip 1.0, the
-same reward function (`SmolReward`: last-number accuracy + 0.25 x format_soft) and TRL's default objective
+same reward function (that config's rewards, `bench_reward`: last-number accuracy + 0.25 x format_soft) and TRL's default objective
 (`loss_type="dapo"`, group-scaled advantages, KL bias correction), which r1lab runs as
 `trl_objective(beta=0.04)` (tests/smol/test_smol_trl_parity.py checks the two losses agree).
 
@@ -105,11 +105,36 @@ def model_dir(root: str) -> str:
     return str(smollm2_dir())
 
 
+CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "configs", "smollm2_grpo.yaml")
+
+
+def recipe():
+    """configs/smollm2_grpo.yaml, the RL-only SmolLM2 recipe: its task and rewards are what both trainers use."""
+    from r1lab.config import read_yaml, validate
+    from r1lab.train.rl import RLConfig
+
+    return validate(RLConfig, read_yaml(CONFIG), CONFIG)
+
+
 def load_records() -> list[dict]:
     from r1lab.data import load_task
-    from r1lab.recipe.smollm2 import TASK
 
-    return load_task(TASK, "train", N_RECORDS, 0)
+    return load_task(recipe().data.task, "train", N_RECORDS, 0)
+
+
+def bench_reward():
+    """The config's weighted rewards as ONE function both trainers call: r1lab passes `metadata` as records hold
+    it, TRL the dataset's `metadata_json` column (Arrow cannot hold reasoning-gym's mixed metadata dicts)."""
+    from r1lab.rewards.spec import build_reward
+
+    combined = build_reward(recipe().rewards)
+
+    def bench_reward(completions, metadata=None, metadata_json=None, **columns):
+        if metadata is None and metadata_json is not None:
+            metadata = [json.loads(m) for m in metadata_json]
+        return [v or 0.0 for v in combined(completions, metadata=metadata, **columns)]
+
+    return bench_reward
 
 
 def r1lab_visiting_order(records: list[dict]) -> list[dict]:
@@ -128,14 +153,13 @@ def run_trl(out_dir: str, bf16: bool = False) -> dict:
     from trl import GRPOConfig, GRPOTrainer
 
     from r1lab.data import get_template
-    from r1lab.recipe.smollm2 import SmolReward
 
     path = model_dir(out_dir)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     template = get_template("chat")
     rows = [{"prompt": template.render(r["prompt"], tokenizer), "answer": str(r["answer"]), "task": r["task"],
-             "metadata_json": json.dumps(r["metadata"])} for r in r1lab_visiting_order(load_records())]
+             "metadata_json": json.dumps(r["metadata"]), "prefill": template.prefill} for r in r1lab_visiting_order(load_records())]
 
     class StepTimer(TrainerCallback):
         def __init__(self):
@@ -157,7 +181,7 @@ def run_trl(out_dir: str, bf16: bool = False) -> dict:
         disable_tqdm=True,
         dataloader_num_workers=0, shuffle_dataset=False,  # r1lab's prompt order (see r1lab_visiting_order)
     )
-    trainer = GRPOTrainer(model=model, reward_funcs=[SmolReward()], args=args,
+    trainer = GRPOTrainer(model=model, reward_funcs=[bench_reward()], args=args,
                           train_dataset=Dataset.from_list(rows), processing_class=tokenizer, callbacks=[timer])
     trainer.train()
     times = [b - a for a, b in zip(timer.marks, timer.marks[1:])]
@@ -175,7 +199,6 @@ def adamw_kernel(optimizer) -> str:
 
 
 def run_r1lab(out_dir: str, precision: str = "fp32") -> dict:
-    from r1lab.recipe.smollm2 import SmolReward
     from r1lab.recipe.trl_objective import trl_objective
     from r1lab.train.rl import RLConfig, rl
 
@@ -184,14 +207,14 @@ def run_r1lab(out_dir: str, precision: str = "fp32") -> dict:
         "data": {"template": "chat", "size": N_RECORDS},
         "rollout": {"prompts_per_step": PROMPTS, "group_size": G, "max_new_tokens": MAX_NEW,
                     "temperature": TEMPERATURE},
-        "rewards": [{"name": "smol_reward"}],
+        "rewards": [{"name": "bench_reward"}],
         **trl_objective(beta=BETA, mu=MU),
         "train": {"out_dir": out_dir, "lr": LR, "schedule": "constant",
                   "betas": [0.9, 0.999], "max_grad_norm": 1.0, "max_steps": WARMUP + STEPS, "progress": False,
                   "tensorboard": False, "entropy_floor": None, "precision": precision, "adamw_impl": "fused",
                   "device": DEVICE},
     })
-    res = rl(cfg, records=load_records(), reward_fns={"smol_reward": SmolReward()})
+    res = rl(cfg, records=load_records(), reward_fns={"bench_reward": bench_reward()})
     hist = res.history[WARMUP:]
     return {"times": [h["step_time_s"] for h in hist], "lengths": [h["completions/mean_length"] for h in hist],
             "rewards": [h.get("reward") for h in hist],

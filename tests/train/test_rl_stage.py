@@ -76,3 +76,24 @@ def test_held_out_curve_is_logged_every_n_steps_and_after_the_last(tmp_path):
     for h in res.history:
         if "eval/pass@1" in h:
             assert 0.0 <= h["eval/pass@1"] <= 1.0 and h["eval/mean_length"] <= 4
+
+
+def test_held_out_curve_grades_with_the_configured_answer_fallbacks(tmp_path, monkeypatch):
+    """A base that states its answer in prose is graded on the curve as its reward grades it (`held_out.fallbacks`);
+    unset, the evaluator's own default applies."""
+    import r1lab.train.rl.stage as stage
+
+    seen = []
+
+    def fake_evaluate(model, task, **kwargs):
+        seen.append(kwargs.get("fallbacks", "default"))
+        return {"overall": {"pass@1": 0.5, "mean_length": 3.0, "format_rate": 0.0}}
+
+    monkeypatch.setattr(stage, "evaluate", fake_evaluate)
+    tok = char_tokenizer()
+    for name, fallbacks in (("prose", ["answer_is", "last_number"]), ("strict", None)):
+        cfg = config(tmp_path / name, preset="r1", num_rollouts=1,
+                     held_out={"every": 1, "size": 2, "n": 1, "max_new_tokens": 4, "fallbacks": fallbacks})
+        res = rl(cfg, model=tiny_llama(len(tok)), tokenizer=tok, records=records(), reward_fns=REWARDS)
+        assert res.history[-1]["eval/pass@1"] == 0.5
+    assert seen == [["answer_is", "last_number"], "default"]

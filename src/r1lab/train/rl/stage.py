@@ -96,6 +96,9 @@ class HeldOutConfig(StrictModel):
     top_p: float = Field(0.95, gt=0, le=1)
     max_new_tokens: int | None = Field(None, ge=1, description="None: rollout.max_new_tokens")
     split: str = Field("test", description="held-out split of the data task")
+    fallbacks: list[str] | None = Field(None, description=(
+        "answer extractors tried when the strict <answer> tag is missing (answer_is, last_number), for a base that "
+        "states its answer in prose (None: the evaluator's default); grade as the stage's accuracy reward does"))
 
 
 class RLConfig(StrictModel):
@@ -263,7 +266,8 @@ class RLStage:
             result = evaluate(model, self.cfg.data.task, n=h.n, temperature=h.temperature, top_p=h.top_p,
                               max_new_tokens=h.max_new_tokens or self.cfg.rollout.max_new_tokens,
                               template=self.template, split=h.split, size=h.size, seed=self.cfg.data.seed,
-                              tokenizer=self.tokenizer, sampler=sampler, name="held-out")
+                              tokenizer=self.tokenizer, sampler=sampler, name="held-out",
+                              **({} if h.fallbacks is None else {"fallbacks": h.fallbacks}))
         finally:
             model.train(was)
         overall = result["overall"]
