@@ -90,3 +90,25 @@ def test_bad_settings_are_config_errors():
         evaluate("scripted", "arith", n=2, k=3, size=2, sampler=ScriptedSampler([True] * 2), template="plain")
     with pytest.raises(ConfigError):
         evaluate("scripted", [], sampler=ScriptedSampler([True]), template="plain")
+
+
+class StepsSampler(ScriptedSampler):
+    """Right answers show `steps` computed lines in the thinking; wrong ones show none."""
+
+    def __init__(self, steps):
+        super().__init__([True, False])
+        self.steps = steps
+
+    def generate(self, prompts, params):
+        out = super().generate(prompts, params)
+        for k, samples in enumerate(out):
+            lines = "".join(f"{j}+1={j + 1}\n" for j in range(self.steps[k % len(self.steps)]))
+            samples[0].text = lines + samples[0].text
+        return out
+
+
+def test_think_steps_are_counted_per_sample_and_summarised_over_correct_answers():
+    """`steps`: computed lines inside <think> per sample; the median over correct samples ignores wrong ones."""
+    result = evaluate("scripted", "arith?operands=2", n=2, size=3, sampler=StepsSampler([1, 2, 4]), template="plain")
+    assert [p["steps"] for p in result["problems"]] == [[1, 0], [2, 0], [4, 0]]
+    assert result["overall"]["think_steps_correct_median"] == 2.0

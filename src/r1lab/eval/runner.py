@@ -10,6 +10,7 @@ verifier when the task has one, so "correct" means the same thing in RL, rejecti
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -19,7 +20,7 @@ from typing import Any, Sequence
 from r1lab.atomic import atomic_write_json, atomic_write_text
 from r1lab.data import get_template, load_task
 from r1lab.data.answer import DEFAULT_FALLBACKS, extract_answer
-from r1lab.data.completion_metrics import reflection_rate
+from r1lab.data.completion_metrics import computed_steps, reflection_rate
 from r1lab.data.thinking_metrics import correction_metrics, difficulty
 from r1lab.engine import SamplingParams, make_sampler
 from r1lab.errors import ConfigError
@@ -110,6 +111,7 @@ def grade_problem(record: dict, texts: Sequence[str], lengths: Sequence[int], se
         "id": record.get("id"), "task": record.get("task"), "gold": record["answer"],
         "n": len(texts), "c": sum(correct), "correct": correct, "answers": answers, "maj": maj,
         "lengths": list(lengths), "format": [strict_format_ok(t) for t in texts], "timeouts": timeouts,
+        "steps": [computed_steps(t) for t in texts],
     }
 
 
@@ -134,6 +136,7 @@ def summarize(problems: Sequence[dict], settings: EvalSettings) -> dict:
         "pass@k": {str(kk): sum(pass_at_k(p["n"], p["c"], kk) for p in problems) / len(problems) for kk in default_ks(n)},
         "mean_length": sum(lengths) / len(lengths) if lengths else None,
         **_split_lengths(problems),
+        "think_steps_correct_median": _median_steps_correct(problems),
         "format_rate": sum(f for p in problems for f in p["format"]) / sum(len(p["format"]) for p in problems),
         "grader_timeouts": sum(p["timeouts"] for p in problems),
     }
@@ -146,6 +149,14 @@ def _split_lengths(problems: Sequence[dict]) -> dict[str, float | None]:
     wrong = [n for p in problems if len(p["lengths"]) == p["n"] for n, ok in zip(p["lengths"], p["correct"]) if not ok]
     return {"mean_length_correct": sum(right) / len(right) if right else None,
             "mean_length_wrong": sum(wrong) / len(wrong) if wrong else None}
+
+
+def _median_steps_correct(problems: Sequence[dict]) -> float | None:
+    """Median count of computed steps in the thinking of correct completions: does right reasoning stay written
+    out, or collapse to a bare answer?"""
+    steps = [s for p in problems if len(p.get("steps", ())) == p["n"]
+             for s, ok in zip(p["steps"], p["correct"]) if ok]
+    return float(statistics.median(steps)) if steps else None
 
 
 # -- sampling ------------------------------------------------------------------------------------------------
