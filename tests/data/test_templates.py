@@ -78,3 +78,15 @@ def test_a_correct_completion_round_trips_through_the_rewards(name, tiny_tokeniz
 
 def test_completion_layout_has_each_tag_on_its_own_line():
     assert format_completion("a\nb", "7") == "<think>\na\nb\n</think>\n<answer>\n7\n</answer>"
+
+
+def test_few_shot_examples_come_first_as_earlier_turns(tiny_tokenizer):
+    """Each worked example is shown as the model would have written it (prefill included), then the prompt."""
+    shot = ("1+2=?", "1+2=3\n</think>\n<answer>\n3\n</answer>")
+    assert get_template("plain").render("12+34=?", shots=[shot]) == (
+        "1+2=?\n<think>\n1+2=3\n</think>\n<answer>\n3\n</answer>\n\n12+34=?\n<think>\n")
+    chat = get_template("chat").render("12+34=?", QwenLikeTokenizer(), [shot])
+    assert chat == ("<|user|>1+2=?\n<|assistant|><think>\n1+2=3\n</think>\n<answer>\n3\n</answer>\n"
+                    "<|user|>12+34=?\n<|assistant|><think>\n")
+    with pytest.raises(DataError, match="few-shot"):
+        get_template("r1").render("q", shots=[shot])

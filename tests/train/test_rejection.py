@@ -10,6 +10,7 @@ from rl_toy import char_tokenizer, tiny_llama
 
 from r1lab.data import format_completion, get_template, load_task
 from r1lab.engine import Completion
+from r1lab.errors import DataError
 from r1lab.sampling.rejection import RejectionConfig, rejection_sample, sample
 from r1lab.train.stages.sft import read_sft_records
 
@@ -131,3 +132,30 @@ def test_acceptance_rule_from_config(tmp_path, problems):
     lenient = [{"name": "accuracy"}, {"name": "code", "min": 1.0, "required": False}]  # code cannot judge: None
     assert rejection_sample(cfg(tmp_path, accept=lenient), ScriptedSampler(script_for(problems)),
                             problems).counts["verified"] == 15
+
+
+def test_few_shot_examples_are_shown_to_the_sampler_but_not_kept_in_the_sft_prompt(tmp_path, problems):
+    """R1's few-shot cold start: worked examples come before each prompt while sampling; the kept record's prompt
+    is the plain prompt SFT will train on."""
+    shots = tmp_path / "worked.jsonl"
+    shots.write_text("".join(json.dumps({"completion": written("2+2=4", "4"), "metadata": {"problem": f"2+{i}=?"}})
+                             + "\n" for i in (2, 3)))
+    tpl, script = get_template("plain"), script_for(problems)
+    examples = [("2+2=?", written("2+2=4", "4")), ("2+3=?", written("2+2=4", "4"))]
+    sampler = ScriptedSampler({tpl.render(p, None, examples): rows for p, rows in
+                               ((r["prompt"], script[tpl.render(r["prompt"])]) for r in problems)})
+    res = rejection_sample(cfg(tmp_path, few_shot=2, few_shot_path=str(shots)), sampler, problems)
+    assert res.counts["kept"] == 2 * len(problems)
+    assert {r["prompt"] for r in res.records} == {tpl.render(r["prompt"]) for r in problems}
+
+
+def test_few_shot_needs_its_examples(tmp_path, problems):
+    with pytest.raises(ValueError, match="few_shot_path"):
+        cfg(tmp_path, few_shot=2)
+    shots = tmp_path / "one.jsonl"
+    shots.write_text(json.dumps({"completion": "x", "problem": "1+1=?"}) + "\n")
+    with pytest.raises(DataError, match="holds only 1 worked"):
+        rejection_sample(cfg(tmp_path, few_shot=2, few_shot_path=str(shots)), ScriptedSampler({}), problems)
+    shots.write_text(json.dumps({"completion": "x"}) + "\n")
+    with pytest.raises(DataError, match=r"one.jsonl:1: a worked example needs"):
+        rejection_sample(cfg(tmp_path, few_shot=1, few_shot_path=str(shots)), ScriptedSampler({}), problems)

@@ -9,7 +9,7 @@ prepend it to the completion before checking the format.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from r1lab.errors import DataError
 
@@ -40,22 +40,30 @@ class Template:
     prefill: str = ""
     system: str | None = None
 
-    def render(self, prompt: str, tokenizer: Any = None) -> str:
+    def render(self, prompt: str, tokenizer: Any = None, shots: Sequence[tuple[str, str]] = ()) -> str:
+        """The prompt, after `shots`: worked (problem, completion) pairs shown first, the completion as written
+        after the prefill. Few-shot prompting is how R1 got readable long chains of thought from a model that
+        had never seen the format (§2.3.1)."""
+        if shots and self.name == "r1":
+            raise DataError("few-shot prompts need the 'chat' or 'plain' template, not 'r1'")
         if self.name == "r1":
             text = R1_ZERO_TEMPLATE.format(prompt=prompt.strip().rstrip("."))
             return text + (" " + self.prefill if self.prefill else "")
         if self.name == "plain":
-            return f"{prompt}\n{self.prefill}"
+            worked = "".join(f"{p}\n{self.prefill}{c}\n\n" for p, c in shots)
+            return f"{worked}{prompt}\n{self.prefill}"
         if self.name == "chat":
-            return self._render_chat(prompt, tokenizer)
+            return self._render_chat(prompt, tokenizer, shots)
         raise DataError(f"unknown template {self.name!r}")
 
-    def _render_chat(self, prompt: str, tokenizer: Any) -> str:
+    def _render_chat(self, prompt: str, tokenizer: Any, shots: Sequence[tuple[str, str]] = ()) -> str:
         if tokenizer is None or not getattr(tokenizer, "chat_template", None):
             raise DataError("template 'chat' needs a tokenizer with a chat template (tokenizer.chat_template)")
-        messages = ([{"role": "system", "content": self.system}] if self.system else []) + [
-            {"role": "user", "content": prompt}
-        ]
+        messages = [{"role": "system", "content": self.system}] if self.system else []
+        for problem, completion in shots:
+            messages += [{"role": "user", "content": problem},
+                         {"role": "assistant", "content": self.prefill + completion}]
+        messages.append({"role": "user", "content": prompt})
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         if self.prefill:
             # templates of reasoning models (R1 distills, Qwen3) may already open the think block

@@ -75,6 +75,10 @@ class ColdStartSamples(RejectionConfig):
     source: Literal["r1_zero", "base"] = Field("r1_zero", description="checkpoint to sample: R1-Zero's outputs "
                                                 "(R1 §2.3.1) or the base's")
 
+    @model_validator(mode="after")
+    def _shots_have_a_source(self) -> "ColdStartSamples":
+        return self  # few_shot without few_shot_path: the recipe's programmatic worked solutions are shown
+
 
 class RecipeConfig(StrictModel):
     """The DeepSeek-R1 recipe at small scale: base → R1-Zero; cold start → RL → rejection SFT → RL; distillation."""

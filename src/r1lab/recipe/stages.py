@@ -175,13 +175,14 @@ def _rl(section_name: str, init_stage: str):
     return run
 
 
-def _sample_verified(cfg: RecipeConfig, ctx: StageContext, section_name: str, init_stage: str):
+def _sample_verified(cfg: RecipeConfig, ctx: StageContext, section_name: str, init_stage: str,
+                     allow_empty: bool = False, **links: Any):
     out = ctx.stage_dir / "data.jsonl"
     section = linked(getattr(cfg, section_name), checkpoint=_ckpt(ctx, init_stage), out=str(out),
                      seed=cfg.seed, progress=cfg.progress, **_task_links(cfg, section_name),
-                     decontaminate=[{"path": str(ctx.artifact("data", "held_out"))}])
+                     decontaminate=[{"path": str(ctx.artifact("data", "held_out"))}], **links)
     result = sample(section)
-    if not result.records:
+    if not result.records and not allow_empty:
         raise R1labError(f"{section_name}: no sample passed verification ({result.counts}); "
                          "train the upstream stage longer or raise n")
     return result
@@ -195,14 +196,23 @@ def _rejection(section_name: str, init_stage: str):
     return run
 
 
+def _few_shot_links(section: Any, worked_path: Any) -> dict[str, Any]:
+    """Few-shot examples default to the recipe's own worked solutions."""
+    return {"few_shot_path": str(worked_path)} if section.few_shot and not section.few_shot_path else {}
+
+
 def cold_start_data_stage(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
     """The model's own verified samples (R1-Zero's, by default) plus the programmatic traces: the cold-start set."""
     assert cfg.cold_start_data is not None
-    sampled = _sample_verified(cfg, ctx, "cold_start_data", cfg.cold_start_data.source).records
-    written = read_jsonl(Path(ctx.artifact("data", "cold_start")))
-    atomic_write_jsonl(ctx.stage_dir / "cold_start.jsonl", sampled + written)
+    written_path = ctx.artifact("data", "cold_start")
+    written = read_jsonl(Path(written_path))
+    # the worked solutions double as the few-shot examples; with them, an empty sample still leaves a cold start
+    result = _sample_verified(cfg, ctx, "cold_start_data", cfg.cold_start_data.source, allow_empty=bool(written),
+                              **_few_shot_links(cfg.cold_start_data, written_path))
+    atomic_write_jsonl(ctx.stage_dir / "cold_start.jsonl", result.records + written)
     return {"artifacts": {"data": f"{ctx.stage_dir.name}/cold_start.jsonl"},
-            "summary": {"sampled_from": cfg.cold_start_data.source, "sampled": len(sampled), "programmatic": len(written)}}
+            "summary": {"sampled_from": cfg.cold_start_data.source, "few_shot": cfg.cold_start_data.few_shot,
+                        "sampled": len(result.records), "programmatic": len(written), "counts": result.counts}}
 
 
 def _distill(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:

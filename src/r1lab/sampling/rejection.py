@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from tqdm.auto import tqdm
 
 from r1lab.atomic import atomic_write_json, atomic_write_jsonl
@@ -34,6 +34,8 @@ from r1lab.data.hygiene import (
 from r1lab.data.prompts import PromptDataConfig
 from r1lab.data.tokenizer import load_tokenizer
 from r1lab.engine import SamplingParams, make_sampler
+from r1lab.errors import DataError
+from r1lab.jsonl import read_jsonl
 from r1lab.rewards import RewardSpec, build_reward, combine_rewards, get_reward
 from r1lab.rewards.columns import record_columns
 from r1lab.seeds import derive_seed
@@ -61,6 +63,11 @@ class RejectionConfig(StrictModel):
     top_k: int = Field(0, ge=0)
     stop: list[str] = Field(default_factory=list)
     seed: int = Field(0, description="sampling seed (each prompt batch derives its own)")
+    few_shot: int = Field(0, ge=0, description="worked examples shown before each prompt (the first records of "
+                          "few_shot_path), so a model that never wrote the format imitates it; kept records "
+                          "keep the prompt without them")
+    few_shot_path: str | None = Field(None, description="JSONL of worked examples: `completion` (after the "
+                                      "template's prefill) and the problem as `problem` or `metadata.problem`")
     prompts_per_batch: int = Field(16, ge=1, description="prompts per engine call")
     backend: str = Field("auto", description="engine backend")
     accept: list[AcceptRule] = Field(default_factory=list, description="the acceptance rule as rewards and "
@@ -78,6 +85,12 @@ class RejectionConfig(StrictModel):
     decontam_ngram: int = Field(8, ge=1)
     out: str = Field("runs/tiny/sample/data.jsonl", description="output SFT JSONL (a .summary.json goes next to it)")
     progress: bool = Field(True, description="show a progress bar with ETA over prompt batches")
+
+    @model_validator(mode="after")
+    def _shots_have_a_source(self) -> "RejectionConfig":
+        if self.few_shot and not self.few_shot_path:
+            raise ValueError("few_shot needs few_shot_path (a JSONL of worked examples)")
+        return self
 
 
 @dataclass
@@ -137,7 +150,20 @@ def _eval_prompts(specs: Sequence[EvalSetConfig]) -> list[str]:
 def sampling_settings(cfg: RejectionConfig) -> dict[str, Any]:
     return {"n": cfg.n, "max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature, "top_p": cfg.top_p,
             "top_k": cfg.top_k, "stop": list(cfg.stop), "seed": cfg.seed, "template": cfg.data.template,
-            "think_prefill": cfg.data.think_prefill}
+            "think_prefill": cfg.data.think_prefill, "few_shot": cfg.few_shot}
+
+
+def few_shot_examples(path: str | Path, k: int) -> list[tuple[str, str]]:
+    """The first `k` worked examples of a JSONL as (problem, completion) pairs."""
+    shots = []
+    for lineno, rec in read_jsonl(path, kind="few-shot file").records[:k]:
+        problem = rec.get("problem") or (rec.get("metadata") or {}).get("problem")
+        if not problem or not rec.get("completion"):
+            raise DataError(f"{path}:{lineno}: a worked example needs `completion` and `problem` (or `metadata.problem`)")
+        shots.append((problem, rec["completion"]))
+    if len(shots) < k:
+        raise DataError(f"{path}: few_shot is {k} but the file holds only {len(shots)} worked examples")
+    return shots
 
 
 def rejection_sample(cfg: RejectionConfig, sampler: Any, records: Sequence[dict], *, tokenizer: Any = None,
@@ -145,6 +171,7 @@ def rejection_sample(cfg: RejectionConfig, sampler: Any, records: Sequence[dict]
     """Sample, verify, filter, dedupe and decontaminate; returns the kept SFT records and counts (no file I/O)."""
 
     template = get_template(cfg.data.template, think_prefill=cfg.data.think_prefill)
+    shots = few_shot_examples(cfg.few_shot_path, cfg.few_shot) if cfg.few_shot else []
     reward = _acceptance_reward(cfg)
     settings = sampling_settings(cfg)
     counts: dict[str, int] = {"prompts": len(records), "sampled": 0}
@@ -154,9 +181,10 @@ def rejection_sample(cfg: RejectionConfig, sampler: Any, records: Sequence[dict]
     for b, start in enumerate(tqdm(starts, desc="sampling", unit="batch", disable=not cfg.progress)):
         batch = list(records[start:start + cfg.prompts_per_batch])
         rendered = [template.render(r["prompt"], tokenizer) for r in batch]
+        shown = [template.render(r["prompt"], tokenizer, shots) for r in batch] if shots else rendered
         params = SamplingParams(n=cfg.n, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                                 top_p=cfg.top_p, top_k=cfg.top_k, stop=list(cfg.stop), seed=derive_seed(cfg.seed, b))
-        for rec, prompt, comps in zip(batch, rendered, sampler.generate(rendered, params)):
+        for rec, prompt, comps in zip(batch, rendered, sampler.generate(shown, params)):
             n = len(comps)
             columns = record_columns(rec, n, prefill=template.prefill, lang=cfg.language)
             scores = reward.score([c.text for c in comps], **columns).components
