@@ -83,10 +83,10 @@ def test_completion_layout_has_each_tag_on_its_own_line():
 def test_few_shot_examples_come_first_as_earlier_turns(tiny_tokenizer):
     """Each worked example is shown as the model would have written it (prefill included), then the prompt."""
     shot = ("1+2=?", "1+2=3\n</think>\n<answer>\n3\n</answer>")
-    assert get_template("plain").render("12+34=?", shots=[shot]) == (
+    assert get_template("plain").with_shots([shot]).render("12+34=?") == (
         "1+2=?\n<think>\n1+2=3\n</think>\n<answer>\n3\n</answer>\n\n12+34=?\n<think>\n")
-    chat = get_template("chat").render("12+34=?", QwenLikeTokenizer(), [shot])
+    chat = get_template("chat").with_shots([shot]).render("12+34=?", QwenLikeTokenizer())
     assert chat == ("<|user|>1+2=?\n<|assistant|><think>\n1+2=3\n</think>\n<answer>\n3\n</answer>\n"
                     "<|user|>12+34=?\n<|assistant|><think>\n")
     with pytest.raises(DataError, match="few-shot"):
-        get_template("r1").render("q", shots=[shot])
+        get_template("r1").with_shots([shot])

@@ -142,7 +142,7 @@ def test_few_shot_examples_are_shown_to_the_sampler_but_not_kept_in_the_sft_prom
                              + "\n" for i in (2, 3)))
     tpl, script = get_template("plain"), script_for(problems)
     examples = [("2+2=?", written("2+2=4", "4")), ("2+3=?", written("2+2=4", "4"))]
-    sampler = ScriptedSampler({tpl.render(p, None, examples): rows for p, rows in
+    sampler = ScriptedSampler({tpl.with_shots(examples).render(p): rows for p, rows in
                                ((r["prompt"], script[tpl.render(r["prompt"])]) for r in problems)})
     res = rejection_sample(cfg(tmp_path, few_shot=2, few_shot_path=str(shots)), sampler, problems)
     assert res.counts["kept"] == 2 * len(problems)

@@ -8,7 +8,7 @@ prepend it to the completion before checking the format.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from r1lab.errors import DataError
@@ -39,28 +39,31 @@ class Template:
     name: str
     prefill: str = ""
     system: str | None = None
+    # worked (problem, completion) pairs shown before the prompt, each completion as written after the prefill:
+    # few-shot prompting is how R1 got readable chains of thought from a model that had never seen the format
+    shots: tuple[tuple[str, str], ...] = ()
 
-    def render(self, prompt: str, tokenizer: Any = None, shots: Sequence[tuple[str, str]] = ()) -> str:
-        """The prompt, after `shots`: worked (problem, completion) pairs shown first, the completion as written
-        after the prefill. Few-shot prompting is how R1 got readable long chains of thought from a model that
-        had never seen the format (§2.3.1)."""
+    def with_shots(self, shots: Sequence[tuple[str, str]]) -> "Template":
         if shots and self.name == "r1":
             raise DataError("few-shot prompts need the 'chat' or 'plain' template, not 'r1'")
+        return replace(self, shots=tuple((p, c) for p, c in shots))
+
+    def render(self, prompt: str, tokenizer: Any = None) -> str:
         if self.name == "r1":
             text = R1_ZERO_TEMPLATE.format(prompt=prompt.strip().rstrip("."))
             return text + (" " + self.prefill if self.prefill else "")
         if self.name == "plain":
-            worked = "".join(f"{p}\n{self.prefill}{c}\n\n" for p, c in shots)
+            worked = "".join(f"{p}\n{self.prefill}{c}\n\n" for p, c in self.shots)
             return f"{worked}{prompt}\n{self.prefill}"
         if self.name == "chat":
-            return self._render_chat(prompt, tokenizer, shots)
+            return self._render_chat(prompt, tokenizer)
         raise DataError(f"unknown template {self.name!r}")
 
-    def _render_chat(self, prompt: str, tokenizer: Any, shots: Sequence[tuple[str, str]] = ()) -> str:
+    def _render_chat(self, prompt: str, tokenizer: Any) -> str:
         if tokenizer is None or not getattr(tokenizer, "chat_template", None):
             raise DataError("template 'chat' needs a tokenizer with a chat template (tokenizer.chat_template)")
         messages = [{"role": "system", "content": self.system}] if self.system else []
-        for problem, completion in shots:
+        for problem, completion in self.shots:
             messages += [{"role": "user", "content": problem},
                          {"role": "assistant", "content": self.prefill + completion}]
         messages.append({"role": "user", "content": prompt})

@@ -171,7 +171,7 @@ def rejection_sample(cfg: RejectionConfig, sampler: Any, records: Sequence[dict]
     """Sample, verify, filter, dedupe and decontaminate; returns the kept SFT records and counts (no file I/O)."""
 
     template = get_template(cfg.data.template, think_prefill=cfg.data.think_prefill)
-    shots = few_shot_examples(cfg.few_shot_path, cfg.few_shot) if cfg.few_shot else []
+    shown = template.with_shots(few_shot_examples(cfg.few_shot_path, cfg.few_shot)) if cfg.few_shot else template
     reward = _acceptance_reward(cfg)
     settings = sampling_settings(cfg)
     counts: dict[str, int] = {"prompts": len(records), "sampled": 0}
@@ -181,10 +181,10 @@ def rejection_sample(cfg: RejectionConfig, sampler: Any, records: Sequence[dict]
     for b, start in enumerate(tqdm(starts, desc="sampling", unit="batch", disable=not cfg.progress)):
         batch = list(records[start:start + cfg.prompts_per_batch])
         rendered = [template.render(r["prompt"], tokenizer) for r in batch]
-        shown = [template.render(r["prompt"], tokenizer, shots) for r in batch] if shots else rendered
+        seen = [shown.render(r["prompt"], tokenizer) for r in batch] if cfg.few_shot else rendered
         params = SamplingParams(n=cfg.n, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                                 top_p=cfg.top_p, top_k=cfg.top_k, stop=list(cfg.stop), seed=derive_seed(cfg.seed, b))
-        for rec, prompt, comps in zip(batch, rendered, sampler.generate(shown, params)):
+        for rec, prompt, comps in zip(batch, rendered, sampler.generate(seen, params)):
             n = len(comps)
             columns = record_columns(rec, n, prefill=template.prefill, lang=cfg.language)
             scores = reward.score([c.text for c in comps], **columns).components
