@@ -146,3 +146,21 @@ def test_a_cold_start_without_any_data_is_refused(tmp_path):
     with pytest.raises(R1labError, match="cold_start_size"):
         run_recipe(SMOKE, tmp_path / "run", overrides=["data.cold_start_size=0"], log=lambda *_: None)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_few_shot_cold_start_shows_the_worked_solutions_and_keeps_zero_shot_prompts(chat_model, tmp_path):
+    """R1's other cold-start source: the base prompted with worked solutions (the recipe's own programmatic ones);
+    what it gets right in the strict format is kept under the plain prompt, beside the worked solutions."""
+    few_shot = ("cold_start_data={source: base, few_shot: 2, n: 4, max_new_tokens: 40, min_language_share: 0.0, "
+                "data: {size: 16}, accept: [{name: accuracy}, {name: format}]}")
+    run = tmp_path / "run"
+    run_recipe(SMOKE, run, overrides=[f"model.init_from={chat_model}", "task.template=chat", "data.cold_start_size=6",
+                                      few_shot, "stages=[data, base, cold_start_data]"], log=lambda *_: None)
+    summary = done(run, "cold_start_data")["summary"]
+    assert summary["few_shot"] == 2 and summary["programmatic"] == 6
+    assert summary["counts"]["sampled"] == 64
+    settings = json.loads((run / "cold_start_data" / "data.summary.json").read_text())["sampling"]
+    assert settings["few_shot"] == 2
+    kept = [json.loads(line) for line in (run / "cold_start_data" / "cold_start.jsonl").read_text().splitlines()]
+    assert len(kept) == summary["sampled"] + 6
+    assert all(r["prompt"].count("<|user|>") == 1 for r in kept)  # no worked example left in an SFT prompt
