@@ -113,3 +113,18 @@ def test_thinking_headline_from_rl_metrics_and_eval_groups(tmp_path):
     assert out["base_reflection_rate_step0"] == 0.2
     assert out["adaptive_thinking_gain"] == 2.0  # (30/10) / (15/10)
     assert thinking_headline(tmp_path / "nowhere", {})["r1_zero_length_growth"] is None
+
+
+def test_the_report_says_where_the_cold_start_came_from_and_shows_format_and_steps(tmp_path):
+    run = make_run(tmp_path)
+    results = json.loads((run / "eval" / "results.json").read_text())
+    results["checkpoints"][1].update(format_rate=0.99, think_steps_correct_median=2.0)
+    (run / "eval" / "results.json").write_text(json.dumps(results))
+    (run / "cold_start_data").mkdir()
+    (run / "cold_start_data" / "done.json").write_text(json.dumps({"summary": {
+        "sampled_from": "base", "few_shot": 3, "sampled": 32, "programmatic": 300}}))
+    md, page = write_report(run)
+    text = md.read_text()
+    line = "Cold-start data: 32 verified samples of base, 3-shot prompts, and 300 programmatic worked solutions."
+    assert line in text and line in page.read_text()
+    assert "| r1 | 87.5 | [80.0, 90.0] | 95.0 | 99.0 | – | 2.0 |" in text

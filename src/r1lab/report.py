@@ -286,11 +286,27 @@ def _table_rows(results: dict) -> list[list[str]]:
         lo, hi = (c.get("pass@1_ci") or [None, None])[:2]
         ci = f"[{_fmt(lo)}, {_fmt(hi)}]" if lo is not None else "–"
         rows.append([c.get("name", "?"), _fmt(c.get("pass@1")), ci, _fmt(c.get("maj@k")),
-                     _fmt(c.get("mean_length"), pct=False), _fmt(c.get("reflection_rate"))])
+                     _fmt(c.get("format_rate")), _fmt(c.get("mean_length"), pct=False),
+                     _fmt(c.get("think_steps_correct_median"), pct=False), _fmt(c.get("reflection_rate"))])
     return rows
 
 
-HEADER = ["checkpoint", "pass@1 (%)", "95% CI", "maj@k (%)", "mean length (tokens)", "reflection rate (%)"]
+HEADER = ["checkpoint", "pass@1 (%)", "95% CI", "maj@k (%)", "strict format (%)", "mean length (tokens)",
+          "steps in right answers (median)", "reflection rate (%)"]
+
+
+def cold_start_line(run_dir: Path) -> str | None:
+    """Where the cold-start SFT data came from: the model's own verified samples, programmatic worked solutions."""
+    def summary(stage: str) -> dict[str, Any]:
+        path = run_dir / stage / "done.json"
+        return json.loads(path.read_text()).get("summary", {}) if path.exists() else {}
+
+    sampled, written = summary("cold_start_data"), summary("data").get("cold_start_records")
+    if sampled:
+        shots = f", {sampled['few_shot']}-shot prompts" if sampled.get("few_shot") else ""
+        return (f"Cold-start data: {sampled.get('sampled', 0)} verified samples of {sampled.get('sampled_from')}"
+                f"{shots}, and {sampled.get('programmatic', 0)} programmatic worked solutions.")
+    return f"Cold-start data: {written} programmatic worked solutions." if written else None
 
 
 def _breakdown(results: dict) -> tuple[list[str], list[list[str]]]:
@@ -343,6 +359,8 @@ def _markdown(run_dir, results, plots, examples, stages) -> str:
         lines += ["## Headline", "", "| figure | value | compares |", "|---|---|---|"]
         lines += [f"| {a} | {b} | {c} |" for a, b, c in rows] + [""]
     lines += ["## Evaluation (held-out problems)", "", f"Settings: {_settings_line(results)}", ""]
+    if (cold := cold_start_line(run_dir)):
+        lines += [cold, ""]
     rows = _table_rows(results)
     if rows:
         lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
@@ -397,6 +415,8 @@ def _html(run_dir, results, plots, examples, stages) -> str:
         parts.append("<h2>Headline</h2><table><tr><th>figure</th><th>value</th><th>compares</th></tr>" + "".join(
             f"<tr><td>{esc(a)}</td><td>{esc(b)}</td><td>{esc(c)}</td></tr>" for a, b, c in rows) + "</table>")
     parts.append(f"<h2>Evaluation (held-out problems)</h2><p>Settings: {esc(_settings_line(results))}</p>")
+    if (cold := cold_start_line(run_dir)):
+        parts.append(f"<p>{esc(cold)}</p>")
     rows = _table_rows(results)
     if rows:
         parts.append("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in HEADER) + "</tr>")

@@ -235,7 +235,9 @@ def eval_stage(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
                       template=template_of(cfg, stage), split="test", size=e.size, seed=cfg.task.seed,
                       group_by=e.group_by, **({"fallbacks": e.fallbacks} if e.fallbacks is not None else {}))
         res = evaluate(_ckpt(ctx, stage), cfg.task.spec, out_dir=ctx.stage_dir / stage, name=label, **common)
-        settings = res["settings"]
+        settings = settings or dict(res["settings"])  # the main model's; a student's template is added below
+        if res["settings"].get("template") != settings.get("template"):
+            settings["student_template"] = res["settings"].get("template")
         row = {"name": label, "stage": stage, **res["overall"]}
         if res.get("groups"):
             row["groups"] = {g: m["pass@1"] for g, m in res["groups"].items()}
