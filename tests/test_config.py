@@ -54,3 +54,18 @@ def test_overrides_parse_yaml_scalars():
     assert data == {"optim": {"lr": 2e-4, "steps": 3}, "name": "abc"}
     with pytest.raises(ConfigError, match="expected key=value"):
         apply_overrides({}, ["oops"])
+
+
+class Stages(StrictModel):
+    first: Run = Run()
+    second: Run = Run()
+    third: Run = Run()
+
+
+def test_an_override_changes_only_its_section_when_sections_share_a_yaml_anchor(tmp_path):
+    """`second: *rl` and `third: {<<: *rl}` reuse the anchored mapping; overriding `first.optim.steps` must not
+    reach them (it once silently did, and changed stages nobody named)."""
+    path = write(tmp_path, "first: &rl\n  optim: {lr: 0.5, steps: 20}\nsecond: *rl\nthird:\n  <<: *rl\n  name: t\n")
+    cfg = load_config(Stages, path, ["first.optim.steps=40", "third.optim.lr=0.1"])
+    assert (cfg.first.optim.steps, cfg.second.optim.steps, cfg.third.optim.steps) == (40, 20, 20)
+    assert (cfg.first.optim.lr, cfg.second.optim.lr, cfg.third.optim.lr) == (0.5, 0.5, 0.1)

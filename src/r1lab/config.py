@@ -63,7 +63,17 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping of keys, got {type(data).__name__}")
-    return data
+    return _unshared(data)
+
+
+def _unshared(node: Any) -> Any:
+    """A copy in which no two places share a dict or list: YAML aliases (`*rl`, `<<: *rl`) hand every section the
+    same nested objects, and an override of one section must not change the others."""
+    if isinstance(node, dict):
+        return {k: _unshared(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_unshared(v) for v in node]
+    return node
 
 
 def parse_scalar(raw: str) -> Any:
