@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from r1lab.data.answer import DEFAULT_FALLBACKS
 from r1lab.engine import Completion
 from r1lab.errors import ConfigError
 from r1lab.eval import evaluate, pass_at_k
@@ -63,6 +64,10 @@ def test_sampling_settings_default_to_the_r1_protocol_and_are_recorded(tmp_path)
     settings = result["settings"]
     assert settings["temperature"] == 0.6 and settings["top_p"] == 0.95 and settings["n"] == 3
     assert settings["template"] == "plain" and settings["prefill"] == "<think>\n" and settings["split"] == "test"
+    assert settings["fallbacks"] == list(DEFAULT_FALLBACKS)  # fallbacks=None (unset) means the default
+    explicit = evaluate("scripted", "arith?operands=2", n=3, size=2, sampler=ScriptedSampler([True] * 3),
+                        template="plain", fallbacks=None)
+    assert explicit["settings"]["fallbacks"] == list(DEFAULT_FALLBACKS)
     written = json.loads((tmp_path / "eval.json").read_text())
     assert written["settings"] == settings and written["overall"]["pass@1"] == 1.0
     md = (tmp_path / "eval.md").read_text()

@@ -86,7 +86,7 @@ def test_held_out_curve_grades_with_the_configured_answer_fallbacks(tmp_path, mo
     seen = []
 
     def fake_evaluate(model, task, **kwargs):
-        seen.append(kwargs.get("fallbacks", "default"))
+        seen.append(kwargs["fallbacks"])  # None: evaluate's own default (tests/eval/test_runner.py)
         return {"overall": {"pass@1": 0.5, "mean_length": 3.0, "format_rate": 0.0}}
 
     monkeypatch.setattr(stage, "evaluate", fake_evaluate)
@@ -96,4 +96,4 @@ def test_held_out_curve_grades_with_the_configured_answer_fallbacks(tmp_path, mo
                      held_out={"every": 1, "size": 2, "n": 1, "max_new_tokens": 4, "fallbacks": fallbacks})
         res = rl(cfg, model=tiny_llama(len(tok)), tokenizer=tok, records=records(), reward_fns=REWARDS)
         assert res.history[-1]["eval/pass@1"] == 0.5
-    assert seen == [["answer_is", "last_number"], "default"]
+    assert seen == [["answer_is", "last_number"], None]

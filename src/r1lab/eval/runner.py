@@ -191,7 +191,7 @@ def evaluate(
     size: int = 50,
     seed: int = 0,
     stop: Sequence[str] = ("</answer>",),
-    fallbacks: Sequence[str] = DEFAULT_FALLBACKS,
+    fallbacks: Sequence[str] | None = None,
     tokenizer: Any = None,
     sampler: Any = None,
     completions: str | Path | None = None,
@@ -205,7 +205,8 @@ def evaluate(
     With `completions` (a JSONL file, `r1lab.eval.completions`), grade those instead of sampling: no model is
     loaded, `model_or_dir` only names the result, and lengths (in tokens) are not known.
     With `group_by` (a metadata key of the task's records, e.g. a proof's `depth`), the result also has the
-    metrics of each value's problems under ``groups``. `think_prefill` overrides the template's default (chat and
+    metrics of each value's problems under ``groups``. `fallbacks`: answer extractors tried when a completion has
+    no <answer> block (None: `DEFAULT_FALLBACKS`). `think_prefill` overrides the template's default (chat and
     plain prefill ``<think>\n``; an instruct model asked for code may be better measured without it).
 
     Returns (and with `out_dir` writes atomically as ``eval.json`` + ``eval.md``) the settings, overall and
@@ -224,7 +225,8 @@ def evaluate(
                                                                           think_prefill)
     settings = EvalSettings(
         n=n, k=k, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, template=tmpl.name,
-        prefill=tmpl.prefill, split=split, size=size, seed=seed, stop=list(stop), fallbacks=list(fallbacks),
+        prefill=tmpl.prefill, split=split, size=size, seed=seed, stop=list(stop),
+        fallbacks=list(DEFAULT_FALLBACKS if fallbacks is None else fallbacks),
         completions=None if completions is None else str(completions), group_by=group_by,
     )
     settings.check()

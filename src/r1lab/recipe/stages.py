@@ -233,7 +233,7 @@ def eval_stage(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
     for stage, label in tqdm(todo, desc="eval", unit="checkpoint", disable=not cfg.progress):
         common = dict(n=e.n, k=e.k, temperature=e.temperature, top_p=e.top_p, max_new_tokens=e.max_new_tokens,
                       template=template_of(cfg, stage), split="test", size=e.size, seed=cfg.task.seed,
-                      group_by=e.group_by, **({"fallbacks": e.fallbacks} if e.fallbacks is not None else {}))
+                      group_by=e.group_by, fallbacks=e.fallbacks)
         res = evaluate(_ckpt(ctx, stage), cfg.task.spec, out_dir=ctx.stage_dir / stage, name=label, **common)
         settings = settings or dict(res["settings"])  # the main model's; a student's template is added below
         if res["settings"].get("template") != settings.get("template"):

@@ -181,10 +181,10 @@ def rejection_sample(cfg: RejectionConfig, sampler: Any, records: Sequence[dict]
     for b, start in enumerate(tqdm(starts, desc="sampling", unit="batch", disable=not cfg.progress)):
         batch = list(records[start:start + cfg.prompts_per_batch])
         rendered = [template.render(r["prompt"], tokenizer) for r in batch]
-        seen = [shown.render(r["prompt"], tokenizer) for r in batch] if cfg.few_shot else rendered
+        to_sampler = [shown.render(r["prompt"], tokenizer) for r in batch] if cfg.few_shot else rendered
         params = SamplingParams(n=cfg.n, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                                 top_p=cfg.top_p, top_k=cfg.top_k, stop=list(cfg.stop), seed=derive_seed(cfg.seed, b))
-        for rec, prompt, comps in zip(batch, rendered, sampler.generate(seen, params)):
+        for rec, prompt, comps in zip(batch, rendered, sampler.generate(to_sampler, params)):
             n = len(comps)
             columns = record_columns(rec, n, prefill=template.prefill, lang=cfg.language)
             scores = reward.score([c.text for c in comps], **columns).components

@@ -266,8 +266,7 @@ class RLStage:
             result = evaluate(model, self.cfg.data.task, n=h.n, temperature=h.temperature, top_p=h.top_p,
                               max_new_tokens=h.max_new_tokens or self.cfg.rollout.max_new_tokens,
                               template=self.template, split=h.split, size=h.size, seed=self.cfg.data.seed,
-                              tokenizer=self.tokenizer, sampler=sampler, name="held-out",
-                              **({} if h.fallbacks is None else {"fallbacks": h.fallbacks}))
+                              tokenizer=self.tokenizer, sampler=sampler, name="held-out", fallbacks=h.fallbacks)
         finally:
             model.train(was)
         overall = result["overall"]
