@@ -128,3 +128,24 @@ def test_the_report_says_where_the_cold_start_came_from_and_shows_format_and_ste
     line = "Cold-start data: 32 verified samples of base, 3-shot prompts, and 300 programmatic worked solutions."
     assert line in text and line in page.read_text()
     assert "| r1 | 87.5 | [80.0, 90.0] | 95.0 | 99.0 | – | 2.0 |" in text
+
+
+def test_the_report_shows_how_each_checkpoint_answers_and_the_style_shares_per_rl_step(tmp_path):
+    run = make_run(tmp_path)
+    rows = [json.loads(line) for line in (run / "r1_rl" / "metrics.jsonl").read_text().splitlines()[:-1]]
+    for r in rows:
+        r.update({"completions/style/answer_only/share": 0.2, "completions/style/worked/share": 0.5,
+                  "completions/style/checked/share": 0.3})
+    (run / "r1_rl" / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    results = json.loads((run / "eval" / "results.json").read_text())
+    results["checkpoints"][0].update({"style/answer_only/share": 0.25, "style/answer_only/accuracy": 0.04,
+                                      "style/worked/share": 0.75, "style/worked/accuracy": 0.5,
+                                      "style/checked/share": 0.0})
+    (run / "eval" / "results.json").write_text(json.dumps(results))
+    md, page = write_report(run)
+    text = md.read_text()
+    assert "| checkpoint | answer only (%) | worked steps (%) | steps + check (%) |" in text
+    assert "| base | 25.0 (4.0) | 75.0 (50.0) | 0.0 |" in text  # a style never sampled has no accuracy
+    assert "| r1 |" not in text.split("How each checkpoint answers")[1].split("## Training")[0]  # no style data
+    assert (run / "plots" / "solution_styles.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "25.0 (4.0)" in page.read_text()

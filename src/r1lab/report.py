@@ -18,6 +18,7 @@ from typing import Any
 
 from r1lab.atomic import atomic_write_text, raise_if_disk_full, unique_temp_path
 from r1lab.data.answer import answer_block
+from r1lab.data.completion_metrics import STYLES
 from r1lab.errors import R1labError
 from r1lab.logic import FormulaError, check_proof
 
@@ -34,6 +35,7 @@ CURVES: dict[str, tuple[str, ...]] = {
     "length_wrong": ("completions/mean_length_wrong",),
     "effective": ("completions/effective_corrections",),
     "empty": ("completions/empty_reflections",),
+    **{f"style_{style}": (f"completions/style/{style}/share",) for style in STYLES},
 }
 
 
@@ -262,6 +264,9 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
     add("Reflection-word rate per RL step", "reflection_rate.png",
         _plot(plots_dir / "reflection_rate.png", "Reflection words ('wait', 'let me check', ...) per completion",
               [("rate", _collect(stages, "reflection_rate"))]))
+    add("How the policy answers per RL step: share of each solution style", "solution_styles.png",
+        _plot(plots_dir / "solution_styles.png", "Share of completions: answer only | worked | checked",
+              [(STYLE_LABELS[s], _collect(stages, f"style_{s}")) for s in STYLES]))
     add("KL to the reference and policy entropy", "kl_entropy.png",
         _plot(plots_dir / "kl_entropy.png", "KL and entropy per RL step",
               [("KL (k3)", _collect(stages, "kl")), ("entropy (nats/token)", _collect(stages, "entropy"))]))
@@ -293,6 +298,26 @@ def _table_rows(results: dict) -> list[list[str]]:
 
 HEADER = ["checkpoint", "pass@1 (%)", "95% CI", "maj@k (%)", "strict format (%)", "mean length (tokens)",
           "steps in right answers (median)", "reflection rate (%)"]
+
+
+STYLE_LABELS = {"answer_only": "answer only", "worked": "worked steps", "checked": "steps + check"}
+STYLES_NOTE = ("How each checkpoint answers: share of its held-out samples in each solution style, and in brackets "
+               "that style's accuracy (a bare answer; worked steps; steps with a reflection or a verification line).")
+
+
+def _styles(results: dict) -> tuple[list[str], list[list[str]]]:
+    """Per checkpoint, each solution style's share of the samples and its own accuracy: which way of answering
+    a stage moved the model toward, and whether that way is the more accurate one."""
+    checkpoints = [c for c in results.get("checkpoints", []) if f"style/{STYLES[0]}/share" in c]
+    if not checkpoints:
+        return [], []
+
+    def cell(c: dict, style: str) -> str:
+        share, acc = c.get(f"style/{style}/share"), c.get(f"style/{style}/accuracy")
+        return f"{_fmt(share)} ({_fmt(acc)})" if isinstance(acc, (int, float)) else _fmt(share)
+
+    header = ["checkpoint"] + [f"{STYLE_LABELS[s]} (%)" for s in STYLES]
+    return header, [[c.get("name", "?")] + [cell(c, s) for s in STYLES] for c in checkpoints]
 
 
 def cold_start_line(run_dir: Path) -> str | None:
@@ -372,6 +397,10 @@ def _markdown(run_dir, results, plots, examples, stages) -> str:
         lines += ["", "Held-out pass@1 by group and on the extra held-out tasks:", "",
                   "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(r) + " |" for r in breakdown]
+    header, styles = _styles(results)
+    if styles:
+        lines += ["", STYLES_NOTE, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in styles]
     lines += ["", "## Training curves", ""]
     for title, path in plots:
         lines += [f"### {title}", "", f"![{title}]({path.relative_to(run_dir)})", ""]
@@ -429,6 +458,11 @@ def _html(run_dir, results, plots, examples, stages) -> str:
         parts.append("<p>Held-out pass@1 by group and on the extra held-out tasks:</p><table><tr>"
                      + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>")
         parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in breakdown]
+        parts.append("</table>")
+    header, styles = _styles(results)
+    if styles:
+        parts.append(f"<p>{esc(STYLES_NOTE)}</p><table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in styles]
         parts.append("</table>")
     parts.append("<h2>Training curves</h2>")
     for title, path in plots:

@@ -71,3 +71,33 @@ def test_length_per_difficulty_bucket_and_correct_only():
     assert difficulty({"task": "no_such_task", "metadata": {}}) is None
     proof = load_task("proof?depth=3", "test", 1)[0]
     assert difficulty(proof) == 3
+
+
+# ---- solution styles: which way of answering RL selects -------------------------------------------------------
+
+def test_solution_style_tells_a_bare_answer_from_worked_steps_and_from_checked_steps():
+    from r1lab.data.completion_metrics import solution_style
+
+    assert solution_style(think("", answer="85")) == "answer_only"
+    assert solution_style(think("7+8=15 carry 1", "4+3+1=8")) == "worked"
+    assert solution_style(think("7+8=14 carry 1", "wait, let me check: 7+8=15 carry 1", "4+3+1=8")) == "checked"
+    assert solution_style(think("7+8=15 carry 1", "4+3+1=8", "check: 85-38=47 ok")) == "checked"
+    # words after the thinking do not make a solution checked
+    assert solution_style(think("7+8=15 carry 1", "4+3+1=8") + " wait") == "worked"
+
+
+def test_style_metrics_give_each_styles_share_and_its_own_accuracy():
+    from r1lab.data.completion_metrics import style_metrics
+
+    texts = [think("", answer="85"), think("", answer="84"), think("7+8=15 carry 1", "4+3+1=8"),
+             think("7+8=15 carry 1", "4+3+1=8", "check: 85-38=47 ok")]
+    m = style_metrics(texts, [True, False, False, True])
+    assert m["completions/style/answer_only/share"] == pytest.approx(0.5)
+    assert m["completions/style/worked/share"] == pytest.approx(0.25)
+    assert m["completions/style/checked/share"] == pytest.approx(0.25)
+    assert m["completions/style/answer_only/accuracy"] == pytest.approx(0.5)
+    assert m["completions/style/worked/accuracy"] == 0.0 and m["completions/style/checked/accuracy"] == 1.0
+    # without correctness only the shares; a style that never occurs has a share of 0 and no accuracy
+    plain = style_metrics(texts[:2])
+    assert plain["completions/style/answer_only/share"] == 1.0 and plain["completions/style/checked/share"] == 0.0
+    assert not any(k.endswith("/accuracy") for k in plain)

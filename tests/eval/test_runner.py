@@ -117,3 +117,7 @@ def test_think_steps_are_counted_per_sample_and_summarised_over_correct_answers(
     result = evaluate("scripted", "arith?operands=2", n=2, size=3, sampler=StepsSampler([1, 2, 4]), template="plain")
     assert [p["steps"] for p in result["problems"]] == [[1, 0], [2, 0], [4, 0]]
     assert result["overall"]["think_steps_correct_median"] == 2.0
+    # right samples are worked, wrong ones bare answers: each style's share and its own accuracy
+    overall = result["overall"]
+    assert overall["style/worked/share"] == overall["style/answer_only/share"] == 0.5
+    assert overall["style/worked/accuracy"] == 1.0 and overall["style/answer_only/accuracy"] == 0.0

@@ -30,6 +30,34 @@ def has_reflection(text: str) -> bool:
     return REFLECTION.search(text) is not None
 
 
+# A line that checks the result ("check: 61-10=51 ok", "verify: ..."), the tiny corpus' final self-check.
+VERIFICATION_LINE = re.compile(r"^\s*(?:check|verify|verification)\b", re.IGNORECASE | re.M)
+STYLES = ("answer_only", "worked", "checked")
+
+
+def solution_style(text: str) -> str:
+    """How a completion reaches its answer: `answer_only` (no computed step before it), `worked` (steps, no
+    check), `checked` (steps with a reflection phrase or a verification line). RL chooses among these, so the
+    choice explains where length and the reflection rate go (docs/experiments.md, entry J)."""
+    thinking = text.split("</think>", 1)[0]
+    if computed_steps(text) == 0:
+        return "answer_only"
+    return "checked" if has_reflection(thinking) or VERIFICATION_LINE.search(thinking) else "worked"
+
+
+def style_metrics(texts: Sequence[str], correct: Sequence[bool] | None = None) -> dict[str, float]:
+    """completions/style/<style>/share, and /accuracy where correctness is known and the style occurs: which way
+    of answering the policy samples, and whether it is the more accurate one under its own sampling."""
+    styles = [solution_style(t) for t in texts]
+    out: dict[str, float] = {}
+    for style in STYLES:
+        picked = [i for i, s in enumerate(styles) if s == style]
+        out[f"completions/style/{style}/share"] = len(picked) / len(texts) if texts else 0.0
+        if correct is not None and picked:
+            out[f"completions/style/{style}/accuracy"] = sum(bool(correct[i]) for i in picked) / len(picked)
+    return out
+
+
 def reflection_rate(texts: Sequence[str]) -> float:
     """Share of completions with at least one reflection phrase."""
     return sum(has_reflection(t) for t in texts) / len(texts) if texts else 0.0
@@ -70,7 +98,7 @@ def reward_metrics(total: Sequence[float], per_function: dict[str, Sequence[floa
 def completion_metrics(texts: Sequence[str], lengths: Sequence[int], truncated: Sequence[bool],
                        correct: Sequence[bool] | None = None) -> dict[str, float]:
     """completions/{mean,min,max}_length, clipped_ratio (no EOS), mean_terminated_length,
-    mean_length_{correct,wrong}, reflection_rate."""
+    mean_length_{correct,wrong}, reflection_rate, and the share (and accuracy) of each solution style."""
     lengths = [int(x) for x in lengths]
     out = {
         "completions/mean_length": _mean(lengths),
@@ -89,4 +117,5 @@ def completion_metrics(texts: Sequence[str], lengths: Sequence[int], truncated: 
             out["completions/mean_length_correct"] = _mean(right)
         if wrong:
             out["completions/mean_length_wrong"] = _mean(wrong)
+    out.update(style_metrics(texts, correct))
     return out

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 from r1lab.atomic import atomic_write_json, atomic_write_text
 from r1lab.data import get_template, load_task
 from r1lab.data.answer import DEFAULT_FALLBACKS, extract_answer
-from r1lab.data.completion_metrics import computed_steps, reflection_rate
+from r1lab.data.completion_metrics import computed_steps, reflection_rate, style_metrics
 from r1lab.data.thinking_metrics import correction_metrics, difficulty
 from r1lab.engine import SamplingParams, make_sampler
 from r1lab.errors import ConfigError
@@ -266,7 +266,8 @@ def evaluate(
     overall = summarize(problems, settings)
     overall["reflection_rate"] = reflection_rate(all_texts)
     overall.update({k.removeprefix("completions/"): v
-                    for k, v in correction_metrics(all_texts, all_records, all_correct).items()})
+                    for k, v in {**correction_metrics(all_texts, all_records, all_correct),
+                                 **style_metrics(all_texts, all_correct)}.items()})
     result = {
         "name": name or (Path(str(model_or_dir)).name if isinstance(model_or_dir, (str, Path)) else type(model_or_dir).__name__),
         "model": str(model_or_dir) if isinstance(model_or_dir, (str, Path)) else None,
