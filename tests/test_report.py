@@ -97,7 +97,9 @@ def test_thinking_headline_from_rl_metrics_and_eval_groups(tmp_path):
     from r1lab.recipe.stages import thinking_headline, window_means
 
     rows = [{"step": i, "completions/mean_length_correct": 10 + i, "completions/effective_corrections": 0.01 * (1 + i),
-             "completions/reflection_rate": 0.2 + 0.01 * i} for i in range(20)]
+             "completions/reflection_rate": 0.2 + 0.01 * i, "completions/style/checked/share": 0.4 - 0.01 * i,
+             "completions/style/checked/accuracy": 0.2, "completions/style/worked/accuracy": 0.35}
+            for i in range(20)]
     (tmp_path / "r1_zero").mkdir()
     (tmp_path / "r1_zero" / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     assert window_means(rows, "completions/mean_length_correct") == (10.5, 28.5)  # steps 0-1 and 18-19
@@ -112,6 +114,8 @@ def test_thinking_headline_from_rl_metrics_and_eval_groups(tmp_path):
     assert out["effective_correction_growth"] == round(0.195 / 0.015, 3)
     assert out["base_reflection_rate_step0"] == 0.2
     assert out["adaptive_thinking_gain"] == 2.0  # (30/10) / (15/10)
+    assert out["checked_minus_worked_points"] == -15.0  # checking costs 15 points at the start
+    assert out["r1_zero_checked_share_change_points"] == -18.0  # 0.395 -> 0.215
     assert thinking_headline(tmp_path / "nowhere", {})["r1_zero_length_growth"] is None
 
 

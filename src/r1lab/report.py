@@ -172,6 +172,11 @@ HEADLINE: dict[str, tuple[str, str, str]] = {
                                          "R1-Zero, first vs last 10% of RL steps"),
     "base_reflection_rate_step0": ("Reflection rate of the base's own samples", "{:.1%}",
                                    "R1-Zero's first RL step (the 'aha' already at step 0)"),
+    "checked_minus_worked_points": ("Does a check pay?", "{:+.1f} points",
+                                    "accuracy of checked minus worked completions, R1-Zero's first 10% of steps "
+                                    "(the base's own samples)"),
+    "r1_zero_checked_share_change_points": ("Checked completions under R1-Zero", "{:+.1f} points",
+                                            "share of completions with a check, last vs first 10% of RL steps"),
     "adaptive_thinking_gain": ("Adaptive thinking", "{:.2f}x",
                                "hardest/easiest-bucket length ratio, R1-Zero over base"),
     "mean_length_before_rl": ("Completion length before reasoning RL", "{:.1f} tokens", "cold-start SFT"),

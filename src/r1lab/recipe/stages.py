@@ -321,6 +321,12 @@ def thinking_headline(run_dir: Path, by_stage: dict[str, dict]) -> dict[str, Any
     out["effective_correction_growth"] = round(corr[1] / corr[0], 3) if corr and corr[0] > 0 else None
     first = next((r for r in rows if isinstance(r.get("completions/reflection_rate"), (int, float))), None)
     out["base_reflection_rate_step0"] = round(first["completions/reflection_rate"], 4) if first else None  # "aha at epoch 0"
+    # the mechanism: does a check pay under the base's own sampling, and does RL keep checking (entry J)
+    acc_checked, acc_worked = (window_means(rows, f"completions/style/{s}/accuracy") for s in ("checked", "worked"))
+    out["checked_minus_worked_points"] = (round(100 * (acc_checked[0] - acc_worked[0]), 2)
+                                          if acc_checked and acc_worked else None)
+    checked = window_means(rows, "completions/style/checked/share")
+    out["r1_zero_checked_share_change_points"] = round(100 * (checked[1] - checked[0]), 2) if checked else None
     base, zero = _length_ratio(by_stage.get("base")), _length_ratio(by_stage.get("r1_zero"))
     out["adaptive_thinking_gain"] = round(zero / base, 3) if base and zero else None
     return out
