@@ -191,3 +191,31 @@ def test_cold_start_traces_never_keep_an_unchecked_slip():
 def test_slip_steps_must_be_known():
     with pytest.raises(DataError, match="slip_steps"):
         build_corpus("arith", 5, 0, {"cot": 1.0}, slip_steps="everywhere")
+
+
+@pytest.mark.parametrize("task_spec", TASKS)
+def test_a_check_habit_rechecks_every_hard_step_and_fixes_exactly_the_slipped_one(task_spec):
+    """`check_steps="hard"`: every carry/borrow step is followed by a recheck that restates it right, slipped or
+    not, so the habit needs no foresight of the slip; the reflection metrics call the fixing check effective
+    and the others empty. The default (`slipped`) leaves the corpus as it was."""
+    from r1lab.data.thinking_metrics import classify_reflections
+
+    task = get_task(task_spec)
+    docs = build_corpus(task_spec, 200, 5, {"reflect": 1.0}, slip_rate=0.5, slip_steps="hard", check_steps="hard")
+    assert any(d["slipped"] for d in docs) and any(not d["slipped"] for d in docs)
+    for d in docs:
+        rec = {"task": d["task"], "metadata": d["metadata"], "answer": d["answer"], "prompt": d["prompt"]}
+        text = completion_of(d)
+        assert d["correct"] and text.count(REFLECT_PHRASE) == len(task.hard_steps(rec))
+        kinds = classify_reflections(text, rec, correct=True)
+        assert (kinds.effective, kinds.empty) == (int(d["slipped"]), len(task.hard_steps(rec)) - int(d["slipped"]))
+        assert kinds.harmful == kinds.failed == 0
+    default = build_corpus(task_spec, 50, 5, {"reflect": 1.0}, slip_rate=0.5, slip_steps="hard")
+    assert default == build_corpus(task_spec, 50, 5, {"reflect": 1.0}, slip_rate=0.5, slip_steps="hard",
+                                   check_steps="slipped")
+    assert any(REFLECT_PHRASE not in completion_of(d) for d in default)
+
+
+def test_check_steps_must_be_known():
+    with pytest.raises(DataError, match="check_steps"):
+        build_corpus("arith", 5, 0, {"reflect": 1.0}, check_steps="always")

@@ -18,7 +18,7 @@ from r1lab.data.hygiene import DedupConfig, EvalSetConfig
 from r1lab.data.tasks import get_task, load_task
 from r1lab.data.templates import TEMPLATE_NAMES, get_template
 from r1lab.data.tokenizer import load_tokenizer
-from r1lab.data.traces import SlipSteps, cold_start_from_records, corpus_from_records
+from r1lab.data.traces import CheckSteps, SlipSteps, cold_start_from_records, corpus_from_records
 from r1lab.errors import DataError
 from r1lab.jsonl import read_jsonl
 
@@ -48,6 +48,7 @@ class DataBuildConfig(StrictModel):
     slip_rate: float = Field(0.5, ge=0.0, le=1.0, description="share of reflect traces with a corrected slip")
     cot_slip_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of cot traces with an uncaught slip")
     slip_steps: SlipSteps = Field("any", description="slips land on any step or only on hard ones")
+    check_steps: CheckSteps = Field("slipped", description="reflect traces recheck their slip only, or every hard step")
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)
     difficulty: DifficultyConfig | None = None
@@ -87,13 +88,14 @@ def build_dataset(cfg: DataBuildConfig, tokenizer: Any = None) -> tuple[list[dic
         records = corpus_from_records(records, cfg.seed, cfg.style_mix, split=cfg.split,
                                       template=cfg.template or "plain", direct_error_rate=cfg.direct_error_rate,
                                       slip_rate=cfg.slip_rate, cot_slip_rate=cfg.cot_slip_rate,
-                                      slip_steps=cfg.slip_steps)
+                                      slip_steps=cfg.slip_steps, check_steps=cfg.check_steps)
         for r in records:
             counts[f"style_{r['style']}"] = counts.get(f"style_{r['style']}", 0) + 1
     elif cfg.kind == "cold_start":
         records = cold_start_from_records(records, cfg.seed, cfg.style_mix, split=cfg.split,
                                           template=cfg.template or "plain", tokenizer=tokenizer,
-                                          slip_rate=cfg.slip_rate, slip_steps=cfg.slip_steps)
+                                          slip_rate=cfg.slip_rate, slip_steps=cfg.slip_steps,
+                                          check_steps=cfg.check_steps)
         for r in records:
             counts[f"style_{r['style']}"] = counts.get(f"style_{r['style']}", 0) + 1
     elif cfg.template is not None:

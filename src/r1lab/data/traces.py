@@ -23,6 +23,8 @@ from r1lab.errors import DataError
 STYLES = ("direct", "cot", "reflect")
 SlipSteps = Literal["any", "hard"]  # where slips land: any step, or only the carries/borrows (hard steps)
 SLIP_STEPS: tuple[str, ...] = get_args(SlipSteps)
+CheckSteps = Literal["slipped", "hard"]  # what a reflect trace rechecks: its slip only, or every hard step too
+CHECK_STEPS: tuple[str, ...] = get_args(CheckSteps)
 REFLECT_PHRASE = "wait, let me check:"
 DEFAULT_CORPUS_MIX = {"direct": 0.4, "cot": 0.3, "reflect": 0.3}
 DEFAULT_COLD_START_MIX = {"cot": 0.5, "reflect": 0.5}
@@ -80,6 +82,7 @@ def write_trace(
     slip_rate: float = 0.5,
     cot_slip_rate: float = 0.0,
     slip_steps: SlipSteps = "any",
+    check_steps: CheckSteps = "slipped",
 ) -> dict[str, Any]:
     """One completion of `record` in `style`: {completion, style, correct, slipped}.
 
@@ -87,6 +90,8 @@ def write_trace(
     wrong). A `reflect` trace catches its slip and corrects it (rate `slip_rate`); a `cot` trace does not
     (rate `cot_slip_rate`): the wrong value runs on to a wrong answer. With equal rates the two styles make
     the same first-pass mistakes and differ only in checking, so checking pays under the model's own sampling.
+    `check_steps="hard"`: a reflect trace rechecks every hard step, slipped or not, so writing the check needs no
+    foresight of the slip (a habit the model can sample before it errs), and most checks change nothing.
     """
     if style == "direct":
         wrong = task.is_hard(record) and rng.random() < direct_error_rate
@@ -96,16 +101,20 @@ def write_trace(
         raise DataError(f"unknown style {style!r}; known: {', '.join(STYLES)}")
     if slip_steps not in SLIP_STEPS:
         raise DataError(f"slip_steps: expected one of {', '.join(SLIP_STEPS)}, got {slip_steps!r}")
+    if check_steps not in CHECK_STEPS:
+        raise DataError(f"check_steps: expected one of {', '.join(CHECK_STEPS)}, got {check_steps!r}")
     steps = task.steps(record)
     slippable = task.hard_steps(record) if slip_steps == "hard" else list(range(len(steps)))
     lines = [s.line() for s in steps]
     answer = task.answer_text(record)
     slipped = False
     if style == "reflect":
-        if slippable and rng.random() < slip_rate:
-            k = slippable[rng.randrange(len(slippable))]
-            lines[k] = f"{task.slipped_line(steps[k], rng)}\n{REFLECT_PHRASE} {steps[k].line()}"
-            slipped = True
+        slip = slippable[rng.randrange(len(slippable))] if slippable and rng.random() < slip_rate else None
+        rechecked = set(task.hard_steps(record)) if check_steps == "hard" else set()
+        for k in sorted(rechecked | ({slip} if slip is not None else set())):
+            first = task.slipped_line(steps[k], rng) if k == slip else steps[k].line()
+            lines[k] = f"{first}\n{REFLECT_PHRASE} {steps[k].line()}"
+        slipped = slip is not None
         lines.append(task.check_line(record))
     elif cot_slip_rate > 0 and slippable and rng.random() < cot_slip_rate:
         lines, answer = task.slipped_solution(record, slippable[rng.randrange(len(slippable))], rng)
@@ -127,12 +136,13 @@ def final_answer(completion: str) -> str | None:
 def _traced(
     task: SyntheticTask, records: list[dict], seed: int, split: str, mix: dict[str, float],
     direct_error_rate: float, slip_rate: float, cot_slip_rate: float = 0.0, slip_steps: SlipSteps = "any",
+    check_steps: CheckSteps = "slipped",
 ) -> list[tuple[dict, dict]]:
     rng = random.Random(split_seed(seed, split, salt=f"traces:{task.name}"))
     styles = assign_styles(len(records), mix, rng)
     return [
         (rec, write_trace(task, rec, style, rng, direct_error_rate=direct_error_rate, slip_rate=slip_rate,
-                          cot_slip_rate=cot_slip_rate, slip_steps=slip_steps))
+                          cot_slip_rate=cot_slip_rate, slip_steps=slip_steps, check_steps=check_steps))
         for rec, style in zip(records, styles)
     ]
 
@@ -148,6 +158,7 @@ def corpus_from_records(
     slip_rate: float = 0.5,
     cot_slip_rate: float = 0.0,
     slip_steps: SlipSteps = "any",
+    check_steps: CheckSteps = "slipped",
     eos_token: str = EOS_TOKEN,
 ) -> list[dict]:
     """Pretraining documents for already-loaded records of one synthetic task (see `build_corpus`)."""
@@ -157,7 +168,8 @@ def corpus_from_records(
     mix = normalize_mix(style_mix, DEFAULT_CORPUS_MIX)
     tpl = get_template(template)
     out = []
-    for rec, tr in _traced(task, records, seed, split, mix, direct_error_rate, slip_rate, cot_slip_rate, slip_steps):
+    for rec, tr in _traced(task, records, seed, split, mix, direct_error_rate, slip_rate, cot_slip_rate, slip_steps,
+                           check_steps):
         text = tpl.render(rec["prompt"]) + tpl.split_completion(tr["completion"]) + eos_token
         out.append({"id": rec["id"], "text": text, "prompt": rec["prompt"], "answer": rec["answer"],
                     "task": rec["task"], "style": tr["style"], "correct": tr["correct"], "slipped": tr["slipped"],
@@ -177,6 +189,7 @@ def build_corpus(
     slip_rate: float = 0.5,
     cot_slip_rate: float = 0.0,
     slip_steps: SlipSteps = "any",
+    check_steps: CheckSteps = "slipped",
     eos_token: str = EOS_TOKEN,
 ) -> list[dict]:
     """Pretraining documents `{id, text, prompt, answer, task, style, correct, slipped, metadata}`.
@@ -187,7 +200,8 @@ def build_corpus(
     records = _synthetic(task).records(split, size, seed)
     return corpus_from_records(records, seed, style_mix, split=split, template=template,
                                direct_error_rate=direct_error_rate, slip_rate=slip_rate,
-                               cot_slip_rate=cot_slip_rate, slip_steps=slip_steps, eos_token=eos_token)
+                               cot_slip_rate=cot_slip_rate, slip_steps=slip_steps, check_steps=check_steps,
+                               eos_token=eos_token)
 
 
 def cold_start_from_records(
@@ -200,6 +214,7 @@ def cold_start_from_records(
     tokenizer: Any = None,
     slip_rate: float = 0.5,
     slip_steps: SlipSteps = "any",
+    check_steps: CheckSteps = "slipped",
 ) -> list[dict]:
     """Cold-start SFT records for already-loaded records of one synthetic task (see `cold_start_records`)."""
     if not records:
@@ -208,7 +223,8 @@ def cold_start_from_records(
     mix = normalize_mix(style_mix, DEFAULT_COLD_START_MIX)
     tpl = get_template(template)
     out = []
-    for rec, tr in _traced(task, records, seed, split, mix, 0.0, slip_rate, 0.0, slip_steps):  # verified: no uncaught slips
+    for rec, tr in _traced(task, records, seed, split, mix, 0.0, slip_rate, 0.0, slip_steps,  # no uncaught slips
+                           check_steps):
         out.append({
             "id": rec["id"], "prompt": tpl.render(rec["prompt"], tokenizer),
             "completion": tpl.split_completion(tr["completion"]), "answer": rec["answer"], "task": rec["task"],
@@ -228,6 +244,7 @@ def cold_start_records(
     tokenizer: Any = None,
     slip_rate: float = 0.5,
     slip_steps: SlipSteps = "any",
+    check_steps: CheckSteps = "slipped",
 ) -> list[dict]:
     """R1 stage-1 SFT records `{id, prompt, completion, answer, task, style, metadata}`, all verified correct.
 
@@ -236,4 +253,5 @@ def cold_start_records(
     """
     records = _synthetic(task).records(split, size, seed)
     return cold_start_from_records(records, seed, style_mix, split=split, template=template,
-                                   tokenizer=tokenizer, slip_rate=slip_rate, slip_steps=slip_steps)
+                                   tokenizer=tokenizer, slip_rate=slip_rate, slip_steps=slip_steps,
+                                   check_steps=check_steps)

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from r1lab.config import StrictModel
-from r1lab.data.traces import SlipSteps
+from r1lab.data.traces import CheckSteps, SlipSteps
 from r1lab.sampling.rejection import RejectionConfig
 from r1lab.train.core.model_spec import ModelSpec
 from r1lab.train.rl import RLConfig
@@ -42,6 +42,8 @@ class DataSection(StrictModel):
                                  "(the slip runs on to a wrong answer)")
     slip_steps: SlipSteps = Field("any", description="where slips land: any step, or only the "
                                                 "carries/borrows (hard steps)")
+    check_steps: CheckSteps = Field("slipped", description="what a reflect trace rechecks: its slip only, or "
+                                    "every hard step (a check habit that needs no foresight of the slip)")
     cold_start_size: int = Field(500, ge=0, description="cold-start chain-of-thought SFT records written by "
                                  "program (0: only the model's own samples, see `cold_start_data`)")
     cold_start_mix: dict[str, float] = Field(default_factory=lambda: {"cot": 0.5, "reflect": 0.5})
