@@ -18,7 +18,7 @@ from typing import Any
 
 from r1lab.atomic import atomic_write_text, raise_if_disk_full, unique_temp_path
 from r1lab.data.answer import answer_block
-from r1lab.data.completion_metrics import STYLES
+from r1lab.data.completion_metrics import SOLUTION_STYLES
 from r1lab.errors import R1labError
 from r1lab.logic import FormulaError, check_proof
 
@@ -35,7 +35,7 @@ CURVES: dict[str, tuple[str, ...]] = {
     "length_wrong": ("completions/mean_length_wrong",),
     "effective": ("completions/effective_corrections",),
     "empty": ("completions/empty_reflections",),
-    **{f"style_{style}": (f"completions/style/{style}/share",) for style in STYLES},
+    **{f"style_{style}": (f"completions/style/{style}/share",) for style in SOLUTION_STYLES},
 }
 
 
@@ -271,7 +271,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
               [("rate", _collect(stages, "reflection_rate"))]))
     add("How the policy answers per RL step: share of each solution style", "solution_styles.png",
         _plot(plots_dir / "solution_styles.png", "Share of completions: answer only | worked | checked",
-              [(STYLE_LABELS[s], _collect(stages, f"style_{s}")) for s in STYLES]))
+              [(STYLE_LABELS[s], _collect(stages, f"style_{s}")) for s in SOLUTION_STYLES]))
     add("KL to the reference and policy entropy", "kl_entropy.png",
         _plot(plots_dir / "kl_entropy.png", "KL and entropy per RL step",
               [("KL (k3)", _collect(stages, "kl")), ("entropy (nats/token)", _collect(stages, "entropy"))]))
@@ -313,7 +313,7 @@ STYLES_NOTE = ("How each checkpoint answers: share of its held-out samples in ea
 def _styles(results: dict) -> tuple[list[str], list[list[str]]]:
     """Per checkpoint, each solution style's share of the samples and its own accuracy: which way of answering
     a stage moved the model toward, and whether that way is the more accurate one."""
-    checkpoints = [c for c in results.get("checkpoints", []) if f"style/{STYLES[0]}/share" in c]
+    checkpoints = [c for c in results.get("checkpoints", []) if f"style/{SOLUTION_STYLES[0]}/share" in c]
     if not checkpoints:
         return [], []
 
@@ -321,8 +321,8 @@ def _styles(results: dict) -> tuple[list[str], list[list[str]]]:
         share, acc = c.get(f"style/{style}/share"), c.get(f"style/{style}/accuracy")
         return f"{_fmt(share)} ({_fmt(acc)})" if isinstance(acc, (int, float)) else _fmt(share)
 
-    header = ["checkpoint"] + [f"{STYLE_LABELS[s]} (%)" for s in STYLES]
-    return header, [[c.get("name", "?")] + [cell(c, s) for s in STYLES] for c in checkpoints]
+    header = ["checkpoint"] + [f"{STYLE_LABELS[s]} (%)" for s in SOLUTION_STYLES]
+    return header, [[c.get("name", "?")] + [cell(c, s) for s in SOLUTION_STYLES] for c in checkpoints]
 
 
 def cold_start_line(run_dir: Path) -> str | None:

@@ -32,7 +32,7 @@ def has_reflection(text: str) -> bool:
 
 # A line that checks the result ("check: 61-10=51 ok", "verify: ..."), the tiny corpus' final self-check.
 VERIFICATION_LINE = re.compile(r"^\s*(?:check|verify|verification)\b", re.IGNORECASE | re.M)
-STYLES = ("answer_only", "worked", "checked")
+SOLUTION_STYLES = ("answer_only", "worked", "checked")
 
 
 def solution_style(text: str) -> str:
@@ -40,7 +40,7 @@ def solution_style(text: str) -> str:
     check), `checked` (steps with a reflection phrase or a verification line). RL chooses among these, so the
     choice explains where length and the reflection rate go (docs/experiments.md, entry J)."""
     thinking = text.split("</think>", 1)[0]
-    if computed_steps(text) == 0:
+    if computed_steps(thinking) == 0:
         return "answer_only"
     return "checked" if has_reflection(thinking) or VERIFICATION_LINE.search(thinking) else "worked"
 
@@ -50,7 +50,7 @@ def style_metrics(texts: Sequence[str], correct: Sequence[bool] | None = None) -
     of answering the policy samples, and whether it is the more accurate one under its own sampling."""
     styles = [solution_style(t) for t in texts]
     out: dict[str, float] = {}
-    for style in STYLES:
+    for style in SOLUTION_STYLES:
         picked = [i for i, s in enumerate(styles) if s == style]
         out[f"completions/style/{style}/share"] = len(picked) / len(texts) if texts else 0.0
         if correct is not None and picked:
