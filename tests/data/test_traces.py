@@ -219,3 +219,24 @@ def test_a_check_habit_rechecks_every_hard_step_and_fixes_exactly_the_slipped_on
 def test_check_steps_must_be_known():
     with pytest.raises(DataError, match="check_steps"):
         build_corpus("arith", 5, 0, {"reflect": 1.0}, check_steps="always")
+
+
+@pytest.mark.parametrize("task_spec", TASKS)
+def test_without_the_final_check_a_reflect_trace_is_the_same_trace_less_its_check_line(task_spec):
+    """`final_check=False` drops exactly the closing check line and nothing else: same problems, same slips and
+    rechecks, same answers, every trace still verified; the cold-start traces follow the same option."""
+    task = get_task(task_spec)
+    mix = {"cot": 0.5, "reflect": 0.5}
+    with_check = build_corpus(task_spec, 60, 3, mix, slip_rate=0.5)
+    without = build_corpus(task_spec, 60, 3, mix, slip_rate=0.5, final_check=False)
+    for a, b in zip(with_check, without):
+        rec = {"task": a["task"], "metadata": a["metadata"], "answer": a["answer"], "prompt": a["prompt"]}
+        assert (a["id"], a["style"], a["slipped"], a["correct"]) == (b["id"], b["style"], b["slipped"], b["correct"])
+        lines_a, lines_b = completion_of(a).splitlines(), completion_of(b).splitlines()
+        if a["style"] == "reflect":
+            assert task.check_line(rec) in lines_a and task.check_line(rec) not in lines_b
+            lines_a.remove(task.check_line(rec))
+        assert lines_a == lines_b
+    cold = cold_start_records(task_spec, 40, 1, {"reflect": 1.0}, final_check=False)
+    assert all(not re.search(r"^check:", r["completion"], re.M) for r in cold)
+    assert all(verify_answer(r["task"], final_answer(r["completion"]), r["answer"]) for r in cold)

@@ -49,6 +49,7 @@ class DataBuildConfig(StrictModel):
     cot_slip_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of cot traces with an uncaught slip")
     slip_steps: SlipSteps = Field("any", description="slips land on any step or only on hard ones")
     check_steps: CheckSteps = Field("slipped", description="reflect traces recheck their slip only, or every hard step")
+    final_check: bool = Field(True, description="reflect traces end with a check line")
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)
     difficulty: DifficultyConfig | None = None
@@ -88,14 +89,15 @@ def build_dataset(cfg: DataBuildConfig, tokenizer: Any = None) -> tuple[list[dic
         records = corpus_from_records(records, cfg.seed, cfg.style_mix, split=cfg.split,
                                       template=cfg.template or "plain", direct_error_rate=cfg.direct_error_rate,
                                       slip_rate=cfg.slip_rate, cot_slip_rate=cfg.cot_slip_rate,
-                                      slip_steps=cfg.slip_steps, check_steps=cfg.check_steps)
+                                      slip_steps=cfg.slip_steps, check_steps=cfg.check_steps,
+                                      final_check=cfg.final_check)
         for r in records:
             counts[f"style_{r['style']}"] = counts.get(f"style_{r['style']}", 0) + 1
     elif cfg.kind == "cold_start":
         records = cold_start_from_records(records, cfg.seed, cfg.style_mix, split=cfg.split,
                                           template=cfg.template or "plain", tokenizer=tokenizer,
                                           slip_rate=cfg.slip_rate, slip_steps=cfg.slip_steps,
-                                          check_steps=cfg.check_steps)
+                                          check_steps=cfg.check_steps, final_check=cfg.final_check)
         for r in records:
             counts[f"style_{r['style']}"] = counts.get(f"style_{r['style']}", 0) + 1
     elif cfg.template is not None:

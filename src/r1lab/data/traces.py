@@ -83,6 +83,7 @@ def write_trace(
     cot_slip_rate: float = 0.0,
     slip_steps: SlipSteps = "any",
     check_steps: CheckSteps = "slipped",
+    final_check: bool = True,
 ) -> dict[str, Any]:
     """One completion of `record` in `style`: {completion, style, correct, slipped}.
 
@@ -92,6 +93,8 @@ def write_trace(
     the same first-pass mistakes and differ only in checking, so checking pays under the model's own sampling.
     `check_steps="hard"`: a reflect trace rechecks every hard step, slipped or not, so writing the check needs no
     foresight of the slip (a habit the model can sample before it errs), and most checks change nothing.
+    `final_check=False` leaves out the closing check line ("check: 85-38=47 ok"): the tiny model cannot do that
+    subtraction, and copying the answer into it is where its corrected solutions went wrong (notebook entry M).
     """
     if style == "direct":
         wrong = task.is_hard(record) and rng.random() < direct_error_rate
@@ -115,7 +118,8 @@ def write_trace(
             first = task.slipped_line(steps[k], rng) if k == slip else steps[k].line()
             lines[k] = f"{first}\n{REFLECT_PHRASE} {steps[k].line()}"
         slipped = slip is not None
-        lines.append(task.check_line(record))
+        if final_check:
+            lines.append(task.check_line(record))
     elif cot_slip_rate > 0 and slippable and rng.random() < cot_slip_rate:
         lines, answer = task.slipped_solution(record, slippable[rng.randrange(len(slippable))], rng)
         slipped = True
@@ -136,13 +140,14 @@ def final_answer(completion: str) -> str | None:
 def _traced(
     task: SyntheticTask, records: list[dict], seed: int, split: str, mix: dict[str, float],
     direct_error_rate: float, slip_rate: float, cot_slip_rate: float = 0.0, slip_steps: SlipSteps = "any",
-    check_steps: CheckSteps = "slipped",
+    check_steps: CheckSteps = "slipped", final_check: bool = True,
 ) -> list[tuple[dict, dict]]:
     rng = random.Random(split_seed(seed, split, salt=f"traces:{task.name}"))
     styles = assign_styles(len(records), mix, rng)
     return [
         (rec, write_trace(task, rec, style, rng, direct_error_rate=direct_error_rate, slip_rate=slip_rate,
-                          cot_slip_rate=cot_slip_rate, slip_steps=slip_steps, check_steps=check_steps))
+                          cot_slip_rate=cot_slip_rate, slip_steps=slip_steps, check_steps=check_steps,
+                          final_check=final_check))
         for rec, style in zip(records, styles)
     ]
 
@@ -159,6 +164,7 @@ def corpus_from_records(
     cot_slip_rate: float = 0.0,
     slip_steps: SlipSteps = "any",
     check_steps: CheckSteps = "slipped",
+    final_check: bool = True,
     eos_token: str = EOS_TOKEN,
 ) -> list[dict]:
     """Pretraining documents for already-loaded records of one synthetic task (see `build_corpus`)."""
@@ -169,7 +175,7 @@ def corpus_from_records(
     tpl = get_template(template)
     out = []
     for rec, tr in _traced(task, records, seed, split, mix, direct_error_rate, slip_rate, cot_slip_rate, slip_steps,
-                           check_steps):
+                           check_steps, final_check):
         text = tpl.render(rec["prompt"]) + tpl.split_completion(tr["completion"]) + eos_token
         out.append({"id": rec["id"], "text": text, "prompt": rec["prompt"], "answer": rec["answer"],
                     "task": rec["task"], "style": tr["style"], "correct": tr["correct"], "slipped": tr["slipped"],
@@ -190,6 +196,7 @@ def build_corpus(
     cot_slip_rate: float = 0.0,
     slip_steps: SlipSteps = "any",
     check_steps: CheckSteps = "slipped",
+    final_check: bool = True,
     eos_token: str = EOS_TOKEN,
 ) -> list[dict]:
     """Pretraining documents `{id, text, prompt, answer, task, style, correct, slipped, metadata}`.
@@ -201,7 +208,7 @@ def build_corpus(
     return corpus_from_records(records, seed, style_mix, split=split, template=template,
                                direct_error_rate=direct_error_rate, slip_rate=slip_rate,
                                cot_slip_rate=cot_slip_rate, slip_steps=slip_steps, check_steps=check_steps,
-                               eos_token=eos_token)
+                               final_check=final_check, eos_token=eos_token)
 
 
 def cold_start_from_records(
@@ -215,6 +222,7 @@ def cold_start_from_records(
     slip_rate: float = 0.5,
     slip_steps: SlipSteps = "any",
     check_steps: CheckSteps = "slipped",
+    final_check: bool = True,
 ) -> list[dict]:
     """Cold-start SFT records for already-loaded records of one synthetic task (see `cold_start_records`)."""
     if not records:
@@ -224,7 +232,7 @@ def cold_start_from_records(
     tpl = get_template(template)
     out = []
     for rec, tr in _traced(task, records, seed, split, mix, 0.0, slip_rate, 0.0, slip_steps,  # no uncaught slips
-                           check_steps):
+                           check_steps, final_check):
         out.append({
             "id": rec["id"], "prompt": tpl.render(rec["prompt"], tokenizer),
             "completion": tpl.split_completion(tr["completion"]), "answer": rec["answer"], "task": rec["task"],
@@ -245,6 +253,7 @@ def cold_start_records(
     slip_rate: float = 0.5,
     slip_steps: SlipSteps = "any",
     check_steps: CheckSteps = "slipped",
+    final_check: bool = True,
 ) -> list[dict]:
     """R1 stage-1 SFT records `{id, prompt, completion, answer, task, style, metadata}`, all verified correct.
 
@@ -254,4 +263,4 @@ def cold_start_records(
     records = _synthetic(task).records(split, size, seed)
     return cold_start_from_records(records, seed, style_mix, split=split, template=template,
                                    tokenizer=tokenizer, slip_rate=slip_rate, slip_steps=slip_steps,
-                                   check_steps=check_steps)
+                                   check_steps=check_steps, final_check=final_check)

@@ -44,6 +44,7 @@ class DataSection(StrictModel):
                                                 "carries/borrows (hard steps)")
     check_steps: CheckSteps = Field("slipped", description="what a reflect trace rechecks: its slip only, or "
                                     "every hard step (a check habit that needs no foresight of the slip)")
+    final_check: bool = Field(True, description="reflect traces end with a check line (\"check: 85-38=47 ok\")")
     cold_start_size: int = Field(500, ge=0, description="cold-start chain-of-thought SFT records written by "
                                  "program (0: only the model's own samples, see `cold_start_data`)")
     cold_start_mix: dict[str, float] = Field(default_factory=lambda: {"cot": 0.5, "reflect": 0.5})
