@@ -18,7 +18,7 @@ from r1lab.data.hygiene import DedupConfig, EvalSetConfig
 from r1lab.data.tasks import get_task, load_task
 from r1lab.data.templates import TEMPLATE_NAMES, get_template
 from r1lab.data.tokenizer import load_tokenizer
-from r1lab.data.traces import CheckSteps, SlipSteps, cold_start_from_records, corpus_from_records
+from r1lab.data.traces import TraceSettings, cold_start_from_records, corpus_from_records
 from r1lab.errors import DataError
 from r1lab.jsonl import read_jsonl
 
@@ -35,7 +35,7 @@ class DifficultyConfig(StrictModel):
     strict: bool = Field(True, description="drop rates equal to a bound (defaults keep 0 < rate < 1)")
 
 
-class DataBuildConfig(StrictModel):
+class DataBuildConfig(TraceSettings):
     task: str | dict[str, Any] = Field(..., description="task name, e.g. 'arith?operands=4' or 'rg:countdown'")
     kind: Literal["records", "corpus", "cold_start"] = Field("records", description="what to write")
     split: str = Field("train")
@@ -44,12 +44,6 @@ class DataBuildConfig(StrictModel):
     template: str | None = Field(None, description="r1 | chat | plain; corpus/cold_start default to plain")
     tokenizer: str | None = Field(None, description="local tokenizer/checkpoint dir (needed by the chat template)")
     style_mix: dict[str, float] | None = Field(None, description="style weights (direct, cot, reflect)")
-    direct_error_rate: float = Field(0.5, ge=0.0, le=1.0, description="share of wrong direct answers on hard problems")
-    slip_rate: float = Field(0.5, ge=0.0, le=1.0, description="share of reflect traces with a corrected slip")
-    cot_slip_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of cot traces with an uncaught slip")
-    slip_steps: SlipSteps = Field("any", description="slips land on any step or only on hard ones")
-    check_steps: CheckSteps = Field("slipped", description="reflect traces recheck their slip only, or every hard step")
-    final_check: bool = Field(True, description="reflect traces end with a check line")
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)
     difficulty: DifficultyConfig | None = None
@@ -87,17 +81,13 @@ def build_dataset(cfg: DataBuildConfig, tokenizer: Any = None) -> tuple[list[dic
             counts[k] = counts.get(k, 0) + v
     if cfg.kind == "corpus":
         records = corpus_from_records(records, cfg.seed, cfg.style_mix, split=cfg.split,
-                                      template=cfg.template or "plain", direct_error_rate=cfg.direct_error_rate,
-                                      slip_rate=cfg.slip_rate, cot_slip_rate=cfg.cot_slip_rate,
-                                      slip_steps=cfg.slip_steps, check_steps=cfg.check_steps,
-                                      final_check=cfg.final_check)
+                                      template=cfg.template or "plain", **cfg.corpus_options())
         for r in records:
             counts[f"style_{r['style']}"] = counts.get(f"style_{r['style']}", 0) + 1
     elif cfg.kind == "cold_start":
         records = cold_start_from_records(records, cfg.seed, cfg.style_mix, split=cfg.split,
                                           template=cfg.template or "plain", tokenizer=tokenizer,
-                                          slip_rate=cfg.slip_rate, slip_steps=cfg.slip_steps,
-                                          check_steps=cfg.check_steps, final_check=cfg.final_check)
+                                          **cfg.cold_start_options())
         for r in records:
             counts[f"style_{r['style']}"] = counts.get(f"style_{r['style']}", 0) + 1
     elif cfg.template is not None:

@@ -13,6 +13,9 @@ from __future__ import annotations
 import random
 from typing import Any, Literal, get_args
 
+from pydantic import Field
+
+from r1lab.config import StrictModel
 from r1lab.data.answer import extract_answer
 from r1lab.data.records import split_seed
 from r1lab.data.tasks.base import TaskSpec, get_task
@@ -29,6 +32,29 @@ REFLECT_PHRASE = "wait, let me check:"
 DEFAULT_CORPUS_MIX = {"direct": 0.4, "cot": 0.3, "reflect": 0.3}
 DEFAULT_COLD_START_MIX = {"cot": 0.5, "reflect": 0.5}
 EOS_TOKEN = "<|eos|>"
+
+
+class TraceSettings(StrictModel):
+    """How worked solutions are written: the knobs of `build_corpus` and `cold_start_records`, declared once for
+    every config that writes traces (the recipe's `data` section, `r1lab data build`)."""
+
+    direct_error_rate: float = Field(0.5, ge=0, le=1, description="wrong direct answers on hard problems")
+    slip_rate: float = Field(0.5, ge=0, le=1, description="reflect-style traces that slip and self-correct")
+    cot_slip_rate: float = Field(0.0, ge=0, le=1, description="cot-style traces that slip and never notice "
+                                 "(the slip runs on to a wrong answer)")
+    slip_steps: SlipSteps = Field("any", description="where slips land: any step, or only the "
+                                                "carries/borrows (hard steps)")
+    check_steps: CheckSteps = Field("slipped", description="what a reflect trace rechecks: its slip only, or "
+                                    "every hard step (a check habit that needs no foresight of the slip)")
+    final_check: bool = Field(True, description="reflect traces end with a check line (\"check: 85-38=47 ok\")")
+
+    def corpus_options(self) -> dict[str, Any]:
+        """Keyword arguments of `build_corpus` / `corpus_from_records`."""
+        return self.model_dump(include=set(TraceSettings.model_fields))
+
+    def cold_start_options(self) -> dict[str, Any]:
+        """Keyword arguments of `cold_start_records` / `cold_start_from_records` (no wrong answers there)."""
+        return self.model_dump(include={"slip_rate", "slip_steps", "check_steps", "final_check"})
 
 
 def normalize_mix(style_mix: dict[str, float] | None, default: dict[str, float]) -> dict[str, float]:

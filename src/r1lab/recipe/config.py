@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from r1lab.config import StrictModel
-from r1lab.data.traces import CheckSteps, SlipSteps
+from r1lab.data.traces import TraceSettings
 from r1lab.sampling.rejection import RejectionConfig
 from r1lab.train.core.model_spec import ModelSpec
 from r1lab.train.rl import RLConfig
@@ -31,20 +31,12 @@ class TaskSection(StrictModel):
     seed: int = Field(0, description="problem-generation seed")
 
 
-class DataSection(StrictModel):
-    """The synthetic corpus (pretraining), cold-start traces (SFT) and tokenizer of the tiny models."""
+class DataSection(TraceSettings):
+    """The synthetic corpus (pretraining), cold-start traces (SFT) and tokenizer of the tiny models; how the
+    worked solutions are written comes from `TraceSettings`."""
 
     corpus_size: int = Field(6000, ge=1, description="pretraining documents (problems x one styled solution)")
     style_mix: dict[str, float] = Field(default_factory=lambda: {"direct": 0.4, "cot": 0.3, "reflect": 0.3})
-    direct_error_rate: float = Field(0.5, ge=0, le=1, description="wrong direct answers on hard problems")
-    slip_rate: float = Field(0.5, ge=0, le=1, description="reflect-style traces that slip and self-correct")
-    cot_slip_rate: float = Field(0.0, ge=0, le=1, description="cot-style traces that slip and never notice "
-                                 "(the slip runs on to a wrong answer)")
-    slip_steps: SlipSteps = Field("any", description="where slips land: any step, or only the "
-                                                "carries/borrows (hard steps)")
-    check_steps: CheckSteps = Field("slipped", description="what a reflect trace rechecks: its slip only, or "
-                                    "every hard step (a check habit that needs no foresight of the slip)")
-    final_check: bool = Field(True, description="reflect traces end with a check line (\"check: 85-38=47 ok\")")
     cold_start_size: int = Field(500, ge=0, description="cold-start chain-of-thought SFT records written by "
                                  "program (0: only the model's own samples, see `cold_start_data`)")
     cold_start_mix: dict[str, float] = Field(default_factory=lambda: {"cot": 0.5, "reflect": 0.5})

@@ -100,12 +100,9 @@ def data_stage(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
     main_tokenizer = _pretrained_tokenizer(cfg)  # a chat template renders with the pretrained model's own
     corpus_template = t.template if main_tokenizer is None else t.student_template  # who pretrains on it
     corpus = build_corpus(t.spec, d.corpus_size, t.seed, d.style_mix, split="train", template=corpus_template,
-                          direct_error_rate=d.direct_error_rate, slip_rate=d.slip_rate,
-                          cot_slip_rate=d.cot_slip_rate, slip_steps=d.slip_steps, check_steps=d.check_steps,
-                          final_check=d.final_check)
+                          **d.corpus_options())
     cold = cold_start_records(t.spec, d.cold_start_size, t.seed + 1, d.cold_start_mix, split="train",
-                              template=t.template, tokenizer=main_tokenizer, slip_rate=d.slip_rate,
-                              slip_steps=d.slip_steps, check_steps=d.check_steps, final_check=d.final_check)
+                              template=t.template, tokenizer=main_tokenizer, **d.cold_start_options())
     held_out = load_task(t.spec, "test", cfg.eval.size, t.seed)
     clean = decontaminate(corpus, held_out, key="prompt", eval_key="prompt")
     cold_clean = decontaminate(cold, held_out, key="prompt", eval_key="prompt")
