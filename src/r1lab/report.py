@@ -393,19 +393,15 @@ def _markdown(run_dir, results, plots, examples, stages) -> str:
         lines += [cold, ""]
     rows = _table_rows(results)
     if rows:
-        lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        lines += _md_table(HEADER, rows)
     else:
         lines.append("_No evaluation results were found in this run._")
     header, breakdown = _breakdown(results)
     if breakdown:
-        lines += ["", "Held-out pass@1 by group and on the extra held-out tasks:", "",
-                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(r) + " |" for r in breakdown]
+        lines += ["", "Held-out pass@1 by group and on the extra held-out tasks:", ""] + _md_table(header, breakdown)
     header, styles = _styles(results)
     if styles:
-        lines += ["", STYLES_NOTE, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(r) + " |" for r in styles]
+        lines += ["", STYLES_NOTE, ""] + _md_table(header, styles)
     lines += ["", "## Training curves", ""]
     for title, path in plots:
         lines += [f"### {title}", "", f"![{title}]({path.relative_to(run_dir)})", ""]
@@ -432,6 +428,17 @@ def _markdown(run_dir, results, plots, examples, stages) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def _html_table(header: list[str], rows: list[list[str]], before: str = "") -> list[str]:
+    """Parts of an HTML table (`before` is already-escaped HTML put in front of it)."""
+    esc = html.escape
+    return ([before + "<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"]
+            + ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows] + ["</table>"])
+
+
 def _html(run_dir, results, plots, examples, stages) -> str:
     esc = html.escape
     parts = [
@@ -453,22 +460,15 @@ def _html(run_dir, results, plots, examples, stages) -> str:
         parts.append(f"<p>{esc(cold)}</p>")
     rows = _table_rows(results)
     if rows:
-        parts.append("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in HEADER) + "</tr>")
-        parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows]
-        parts.append("</table>")
+        parts += _html_table(HEADER, rows)
     else:
         parts.append("<p><i>No evaluation results were found in this run.</i></p>")
     header, breakdown = _breakdown(results)
     if breakdown:
-        parts.append("<p>Held-out pass@1 by group and on the extra held-out tasks:</p><table><tr>"
-                     + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>")
-        parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in breakdown]
-        parts.append("</table>")
+        parts += _html_table(header, breakdown, before="<p>Held-out pass@1 by group and on the extra held-out tasks:</p>")
     header, styles = _styles(results)
     if styles:
-        parts.append(f"<p>{esc(STYLES_NOTE)}</p><table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>")
-        parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in styles]
-        parts.append("</table>")
+        parts += _html_table(header, styles, before=f"<p>{html.escape(STYLES_NOTE)}</p>")
     parts.append("<h2>Training curves</h2>")
     for title, path in plots:
         data = base64.b64encode(path.read_bytes()).decode()
