@@ -142,6 +142,35 @@ def test_after_step_metrics_are_logged(tmp_path):
     assert [r["custom"] for r in read_metrics(tmp_path / "stage")] == [2.0, 4.0, 6.0]
 
 
+class _StopsAt(FunctionStage):
+    """A toy stage that asks to stop once step `at` is done, and keeps that decision in its state."""
+
+    def __init__(self, at: int):
+        super().__init__(batch_for, mse, after=self._after)
+        self.at, self.stopped = at, False
+
+    def _after(self, model, step, metrics):
+        self.stopped = self.stopped or step >= self.at
+
+    def should_stop(self):
+        return "gate reached" if self.stopped else None
+
+    def state_dict(self):
+        return {"stopped": self.stopped}
+
+    def load_state_dict(self, state):
+        self.stopped = state["stopped"]
+
+
+def test_a_stage_that_asks_to_stop_ends_early_with_a_checkpoint_and_a_resume_ends_at_once(tmp_path):
+    result = train(Toy(), _StopsAt(4), cfg(tmp_path, max_steps=10))
+    assert result.step == 4 and checkpoint_step(tmp_path / "stage") == 4
+    assert [r["step"] for r in read_metrics(tmp_path / "stage")] == [1, 2, 3, 4]
+    again = train(Toy(), _StopsAt(99), cfg(tmp_path, max_steps=10, resume=True))  # the decision is restored
+    assert again.step == 4 and checkpoint_step(tmp_path / "stage") == 4
+    assert len(read_metrics(tmp_path / "stage")) == 4
+
+
 # ---------------------------------------------------------------- health alarms
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     def loss(model, batch):

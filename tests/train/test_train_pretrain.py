@@ -19,6 +19,7 @@ from r1lab.train.stages.pretrain import (
     CorpusConfig,
     PretrainConfig,
     PretrainStage,
+    QualityGate,
     pretrain,
     tokenize_documents,
 )
@@ -86,3 +87,42 @@ def test_balance_bias_moves_towards_underloaded_experts():
         assert torch.all(delta[c > c.mean()] < 0) and torch.all(delta[c < c.mean()] > 0)
         assert moe.gate.load_counts.sum() == 0                       # counts consumed
     assert metrics["moe/max_vio"] > 0
+
+
+def _small_pretrain(tmp_path, gate, max_steps=12):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in build_corpus("arith", 60, seed=0)))
+    return PretrainConfig(
+        model=ModelSpec(preset="tiny", overrides={**SMALL_TINY, "max_seq_len": 64, "original_seq_len": 64}),
+        data=CorpusConfig(path=str(corpus), seq_len=64, batch_size=4, vocab_size=300), stop_at=gate,
+        train=TrainConfig(out_dir=str(tmp_path / "pretrain"), max_steps=max_steps, lr=3e-3, progress=False,
+                          tensorboard=False))
+
+
+def test_the_quality_gate_checks_validation_problems_and_stops_at_the_first_check_that_reaches_it(tmp_path):
+    # an unreachable gate: every check is logged, the whole budget runs
+    never = QualityGate(pass_at_1=1.0, every=4, start=4, task="arith", size=3, n=1, max_new_tokens=8)
+    result = pretrain(_small_pretrain(tmp_path / "never", never))
+    rows = read_metrics(tmp_path / "never" / "pretrain")
+    assert result.step == 12
+    assert [r["step"] for r in rows if "validation/pass@1" in r] == [4, 8, 12]
+    assert all(0.0 <= r["validation/pass@1"] < 1.0 for r in rows if "validation/pass@1" in r)
+    # the smallest gate (any solved problem) with a check scored at or above it stops there
+    stage = PretrainStage(torch.zeros(4, 8, dtype=torch.long), batch_size=1, grad_accum=1, seed=0,
+                          gate=QualityGate(pass_at_1=0.5, every=2, task="arith"))
+    stage.reached = 0.5
+    assert "0.500" in stage.should_stop()
+    assert PretrainStage(torch.zeros(4, 8, dtype=torch.long), batch_size=1, grad_accum=1, seed=0).should_stop() is None
+
+
+def test_the_quality_gate_leaves_training_unchanged_until_it_stops(tmp_path):
+    """The checks sample with their own RNG: a gated run's weights equal an ungated run's at the same step."""
+    torch.manual_seed(0)
+    gated = pretrain(_small_pretrain(tmp_path / "gated", QualityGate(pass_at_1=1.0, every=3, task="arith", size=2,
+                                                                     n=1, max_new_tokens=8), max_steps=6))
+    torch.manual_seed(0)
+    plain = pretrain(_small_pretrain(tmp_path / "plain", None, max_steps=6))
+    a, b = Transformer.from_pretrained(gated.checkpoint), Transformer.from_pretrained(plain.checkpoint)
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(p, q), name

@@ -144,8 +144,10 @@ def pretrained_stage(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
 
 def _pretrain(section_name: str, spec_name: str) -> Callable[[RecipeConfig, StageContext], dict[str, Any]]:
     def run(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
-        spec = getattr(cfg, spec_name)
-        section = linked(getattr(cfg, section_name), **_train_links(cfg, ctx),
+        spec, section = getattr(cfg, spec_name), getattr(cfg, section_name)
+        gate = {} if section.stop_at is None else {  # gated on the recipe's own task, in its model's template
+            "stop_at__task": section.stop_at.task or cfg.task.spec, "stop_at__template": template_of(cfg, section_name)}
+        section = linked(section, **_train_links(cfg, ctx), **gate,
                          data__path=str(ctx.artifact("data", "corpus")),
                          data__tokenizer=str(ctx.artifact("data", "tokenizer")),
                          model=spec.model_dump(mode="json"))

@@ -10,6 +10,7 @@ clipping, autocast, seeding, checkpoints, metrics, progress bar, health alarms):
         num_steps: int                                  # used when TrainConfig.max_steps is None
         def batch_weight(self, batch) -> float          # share of the global batch (e.g. its token count)
         def after_step(self, model, step, metrics) -> dict | None   # after optimizer.step (e.g. MoE bias update)
+        def should_stop(self) -> str | None             # a reason ends the stage early (after a checkpoint)
         def state_dict(self) -> Any / load_state_dict(state)        # data position, own generators
         def save_artifacts(self, directory: Path)       # tokenizer files etc. into each checkpoint
         extra_modules: dict[str, nn.Module]             # trained alongside the model (e.g. a PPO critic)
@@ -241,6 +242,8 @@ def train(model: nn.Module, stage: Any, cfg: TrainConfig, *, run_config: dict | 
         last_metrics = restored["metrics"]
         if restored["stage_state"] is not None and hasattr(stage, "load_state_dict"):
             stage.load_state_dict(restored["stage_state"])
+        if _stop_reason(stage):
+            total = start  # it had ended early: nothing left to run
     else:
         seed_everything(cfg.seed)
 
@@ -321,8 +324,13 @@ def train(model: nn.Module, stage: Any, cfg: TrainConfig, *, run_config: dict | 
             if fired and cfg.alarm_action == "stop":
                 checkpoint(done, metrics)
                 raise HealthAlarm(f"step {done}: {fired[0]}; stopped, {kept()}")
-            if (cfg.save_every and done % cfg.save_every == 0) or done == total:
+            stop = _stop_reason(stage)
+            if (cfg.save_every and done % cfg.save_every == 0) or done == total or stop:
                 checkpoint(done, metrics)
+            if stop:
+                bar.write(f"{out_dir.name}: stopped after step {done} of {total}: {stop}")
+                total = done
+                break
         if last_saved != total:  # resumed a finished run, or total reached without a save
             checkpoint(total, last_metrics)
     except KeyboardInterrupt:
@@ -331,6 +339,11 @@ def train(model: nn.Module, stage: Any, cfg: TrainConfig, *, run_config: dict | 
         bar.close()
         logger.close()
     return TrainResult(step=total, metrics=last_metrics, checkpoint=out_dir / CHECKPOINT, history=history)
+
+
+def _stop_reason(stage: Any) -> str | None:
+    should_stop = getattr(stage, "should_stop", None)
+    return should_stop() if should_stop is not None else None
 
 
 def vocab_size(model: nn.Module) -> int | None:

@@ -19,6 +19,7 @@ from pydantic import Field
 from r1lab.config import StrictModel
 from r1lab.data.tokenizer import load_tokenizer, train_tokenizer
 from r1lab.errors import DataError
+from r1lab.eval import evaluate
 from r1lab.jsonl import read_jsonl
 from r1lab.train.core.config import TrainConfig
 from r1lab.train.core.loop import TrainResult, train
@@ -38,6 +39,28 @@ class CorpusConfig(StrictModel):
     batch_size: int = Field(16, ge=1, description="rows per micro-batch")
 
 
+class QualityGate(StrictModel):
+    """Stop pretraining once the model solves `pass_at_1` of a task's validation problems.
+
+    On a small task a base's accuracy is a steep function of its steps (notebook entry O: one seed at 30% after
+    600 steps is at 88% after 1,000), so a fixed step budget leaves seeds on both sides of the jump, and what RL
+    does to them differs for that reason alone. Gating on quality starts every seed from a base of the same
+    skill. The problems are the task's `validation` split, disjoint from the held-out test problems."""
+
+    pass_at_1: float = Field(..., gt=0, le=1, description="stop at the first check reaching this pass@1")
+    every: int = Field(50, ge=1, description="optimizer steps between checks")
+    start: int = Field(0, ge=0, description="first step that may be checked")
+    task: str | None = Field(None, description="task spec of the problems (the recipe links its own task)")
+    template: str = Field("plain", description="prompt template the base is sampled with")
+    split: str = Field("validation", description="split of the task the problems come from")
+    size: int = Field(64, ge=1, description="problems per check")
+    n: int = Field(4, ge=1, description="samples per problem")
+    temperature: float = Field(0.6, gt=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_new_tokens: int = Field(64, ge=1)
+    seed: int = Field(0, description="problem and sampling seed: the same problems and noise at every check")
+
+
 class PretrainConfig(StrictModel):
     """Pretraining stage: which model, which corpus, how long; `train:` is the shared loop's config."""
 
@@ -45,6 +68,8 @@ class PretrainConfig(StrictModel):
     data: CorpusConfig = Field(default_factory=CorpusConfig)
     epochs: float = Field(1.0, gt=0, description="passes over the corpus when train.max_steps is unset")
     balance_gamma: float = Field(1e-3, ge=0, description="bias update speed of aux-loss-free balancing")
+    stop_at: QualityGate | None = Field(None, description="end before the step budget once the base solves "
+                                        "enough validation problems (None: always run the whole budget)")
     train: TrainConfig = Field(default_factory=TrainConfig)
 
 
@@ -75,8 +100,11 @@ class PretrainStage:
     """Rows of a token stream; loss from the model; balance-bias update after each step."""
 
     def __init__(self, rows: torch.Tensor, *, batch_size: int, grad_accum: int, seed: int,
-                 balance_gamma: float = 1e-3, epochs: float = 1.0, tokenizer: Any = None):
+                 balance_gamma: float = 1e-3, epochs: float = 1.0, tokenizer: Any = None,
+                 gate: QualityGate | None = None):
         self.rows = rows                      # [R, T]
+        self.gate = gate
+        self.reached: float | None = None     # validation pass@1 of the check that met the gate
         self.batch_size = batch_size
         self.grad_accum = grad_accum
         self.seed = seed
@@ -106,13 +134,46 @@ class PretrainStage:
         return out.loss, metrics
 
     def after_step(self, model, step: int, metrics: dict) -> dict:
-        if not hasattr(model, "update_balance_bias"):
-            return {}
-        return moe_metrics(model.update_balance_bias(self.balance_gamma))
+        out = {} if not hasattr(model, "update_balance_bias") else moe_metrics(
+            model.update_balance_bias(self.balance_gamma))
+        g = self.gate
+        if g is not None and step >= g.start and step % g.every == 0:
+            score = validation_pass_at_1(model, self.tokenizer, g)
+            out["validation/pass@1"] = score
+            if score >= g.pass_at_1:
+                self.reached = score
+        return out
+
+    def should_stop(self) -> str | None:
+        if self.reached is None:
+            return None
+        return f"validation pass@1 {self.reached:.3f} reached the gate's {self.gate.pass_at_1:.3f}"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"reached": self.reached}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.reached = state.get("reached")
 
     def save_artifacts(self, directory: Path) -> None:
         if self.tokenizer is not None and hasattr(self.tokenizer, "save_pretrained"):
             self.tokenizer.save_pretrained(str(directory))
+
+
+def validation_pass_at_1(model: Any, tokenizer: Any, gate: QualityGate) -> float:
+    """pass@1 of `model` on the gate's problems; the global RNG is left as it was, so training is unchanged."""
+    if gate.task is None:
+        raise DataError("pretrain: stop_at.task is unset (the task whose validation problems gate the base)")
+    was = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            result = evaluate(model, gate.task, n=gate.n, temperature=gate.temperature, top_p=gate.top_p,
+                              max_new_tokens=gate.max_new_tokens, template=gate.template, split=gate.split,
+                              size=gate.size, seed=gate.seed, tokenizer=tokenizer, name="quality gate")
+    finally:
+        model.train(was)
+    return float(result["overall"]["pass@1"])
 
 
 def pretrain(cfg: PretrainConfig, *, tokens: torch.Tensor | None = None, tokenizer: Any = None,
@@ -135,5 +196,6 @@ def pretrain(cfg: PretrainConfig, *, tokens: torch.Tensor | None = None, tokeniz
         model, tokenizer = build_model(cfg.model, tokenizer)
     stage = PretrainStage(stream_rows(tokens, cfg.data.seq_len), batch_size=cfg.data.batch_size,
                           grad_accum=cfg.train.grad_accum, seed=cfg.train.seed,
-                          balance_gamma=cfg.balance_gamma, epochs=cfg.epochs, tokenizer=tokenizer)
+                          balance_gamma=cfg.balance_gamma, epochs=cfg.epochs, tokenizer=tokenizer,
+                          gate=cfg.stop_at)
     return train(model, stage, cfg.train, run_config={"stage": "pretrain", **cfg.model_dump(mode="json")})
