@@ -148,3 +148,16 @@ def test_paper_config_refused_on_cpu(tmp_path):
     assert p.returncode == 2
     assert "671B parameters and cannot be trained on a CPU" in out and "Traceback" not in out
     assert not (tmp_path / "p").exists()
+
+
+def test_a_quality_gate_ends_the_base_at_the_first_check_on_the_recipes_validation_problems(tmp_path):
+    out = tmp_path / "gated"
+    run_to_end("run", SMOKE, "base.stop_at.pass_at_1=0.01", "base.stop_at.every=2", "base.stop_at.size=4",
+               "stages=[data, base, eval]", "--out", out)
+    steps = json.loads((out / "base" / "done.json").read_text())["summary"]["steps"]
+    rows = [json.loads(line) for line in (out / "base" / "metrics.jsonl").read_text().splitlines()]
+    checks = [(r["step"], r["validation/pass@1"]) for r in rows if "validation/pass@1" in r]
+    assert steps < 200 and rows[-1]["step"] == steps            # ended before the 200-step budget ...
+    assert checks[-1] == (steps, checks[-1][1]) and checks[-1][1] >= 0.01   # ... at the check that met the gate
+    assert all(score < 0.01 for _, score in checks[:-1]) and [s for s, _ in checks] == list(range(2, steps + 1, 2))
+    assert json.loads((out / "summary.json").read_text())["base_pretrain_steps"] == steps

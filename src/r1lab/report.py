@@ -179,6 +179,8 @@ HEADLINE: dict[str, tuple[str, str, str]] = {
                                             "share of completions with a check, last vs first 10% of RL steps"),
     "adaptive_thinking_gain": ("Adaptive thinking", "{:.2f}x",
                                "hardest/easiest-bucket length ratio, R1-Zero over base"),
+    "base_pretrain_steps": ("Base pretraining", "{} steps", "optimizer steps until the base met its quality gate "
+                            "(base.stop_at) or its budget"),
     "mean_length_before_rl": ("Completion length before reasoning RL", "{:.1f} tokens", "cold-start SFT"),
     "mean_length_after_rl": ("Completion length after reasoning RL", "{:.1f} tokens", "reasoning RL"),
     "r1_zero_mean_length_before": ("Completion length before R1-Zero", "{:.1f} tokens", "base"),

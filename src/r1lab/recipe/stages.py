@@ -253,6 +253,9 @@ def eval_stage(cfg: RecipeConfig, ctx: StageContext) -> dict[str, Any]:
     atomic_write_json(ctx.stage_dir / "examples.json", examples)
     by_stage = {r["stage"]: r for r in rows}
     summary = {**headline(by_stage), **thinking_headline(ctx.run_dir, by_stage)}
+    steps = ctx.results.get("base", {}).get("summary", {}).get("steps")
+    if steps is not None:  # pretrained here: with a quality gate the step count differs by seed
+        summary["base_pretrain_steps"] = steps
     return {"artifacts": {"results": f"{ctx.stage_dir.name}/results.json"}, "summary": summary}
 
 
