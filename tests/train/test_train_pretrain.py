@@ -126,3 +126,11 @@ def test_the_quality_gate_leaves_training_unchanged_until_it_stops(tmp_path):
     a, b = Transformer.from_pretrained(gated.checkpoint), Transformer.from_pretrained(plain.checkpoint)
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(p, q), name
+
+
+def test_a_quality_gate_without_a_task_is_refused_before_any_step(tmp_path):
+    from r1lab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="stop_at.task"):
+        pretrain(_small_pretrain(tmp_path, QualityGate(pass_at_1=0.5)))
+    assert not (tmp_path / "pretrain" / "metrics.jsonl").exists()

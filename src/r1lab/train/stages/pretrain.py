@@ -18,7 +18,7 @@ from pydantic import Field
 
 from r1lab.config import StrictModel
 from r1lab.data.tokenizer import load_tokenizer, train_tokenizer
-from r1lab.errors import DataError
+from r1lab.errors import ConfigError, DataError
 from r1lab.eval import evaluate
 from r1lab.jsonl import read_jsonl
 from r1lab.train.core.config import TrainConfig
@@ -162,8 +162,6 @@ class PretrainStage:
 
 def validation_pass_at_1(model: Any, tokenizer: Any, gate: QualityGate) -> float:
     """pass@1 of `model` on the gate's problems; the global RNG is left as it was, so training is unchanged."""
-    if gate.task is None:
-        raise DataError("pretrain: stop_at.task is unset (the task whose validation problems gate the base)")
     was = model.training
     model.eval()
     try:
@@ -179,6 +177,8 @@ def validation_pass_at_1(model: Any, tokenizer: Any, gate: QualityGate) -> float
 def pretrain(cfg: PretrainConfig, *, tokens: torch.Tensor | None = None, tokenizer: Any = None,
              model: Any = None) -> TrainResult:
     """Pretrain per `cfg`. `tokens`/`tokenizer`/`model` may be passed in directly (tests, pipelines)."""
+    if cfg.stop_at is not None and cfg.stop_at.task is None:
+        raise ConfigError("pretrain: stop_at.task is unset (the task whose validation problems gate the base)")
     seed_everything(cfg.train.seed)
     if tokenizer is None and cfg.data.tokenizer is not None:
         tokenizer = load_tokenizer(cfg.data.tokenizer)
