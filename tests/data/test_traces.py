@@ -13,6 +13,8 @@ from r1lab.data import (
     load_task,
     verify_answer,
 )
+from r1lab.data.tasks.synthetic import Step
+from r1lab.data.thinking_metrics import classify_reflections
 from r1lab.data.traces import REFLECT_PHRASE, final_answer, style_counts, write_trace
 from r1lab.errors import DataError
 
@@ -240,3 +242,39 @@ def test_without_the_final_check_a_reflect_trace_is_the_same_trace_less_its_chec
     cold = cold_start_records(task_spec, 40, 1, {"reflect": 1.0}, final_check=False)
     assert all(not re.search(r"^check:", r["completion"], re.M) for r in cold)
     assert all(verify_answer(r["task"], final_answer(r["completion"]), r["answer"]) for r in cold)
+
+
+def test_a_decomposed_recheck_adds_two_terms_at_a_time_and_ends_with_the_step_it_restates():
+    step = Step("7+8+9+1", 25, column=True)
+    assert step.decomposed_line() == "7+8=15, 15+9=24, 24+1=25, so 7+8+9+1=25 carry 2"
+    assert Step("7+8", 15, column=True).decomposed_line() == "7+8=15 carry 1"   # two terms: nothing to split
+    assert Step("23-17", 6).decomposed_line() == "23-17=6"                       # not a sum: restated
+
+
+@pytest.mark.parametrize("task_spec", ["column_add?digits=2", "column_add?digits=2&operands=3"])
+def test_decomposed_checks_change_only_the_recheck_lines_and_are_judged_by_the_step_they_restate(task_spec):
+    """`check_form="decompose"`: the same problems, slips and answers as restated checks; each recheck line is the
+    step recomputed on the page, and the self-correction judge reads it as that step (right after a slip)."""
+    task = get_task(task_spec)
+    kw = dict(slip_rate=0.5, slip_steps="hard", check_steps="hard", final_check=False)
+    restated = build_corpus(task_spec, 60, 3, {"cot": 0.5, "reflect": 0.5}, **kw)
+    decomposed = build_corpus(task_spec, 60, 3, {"cot": 0.5, "reflect": 0.5}, check_form="decompose", **kw)
+    split_any = False
+    for a, b in zip(restated, decomposed):
+        rec = {"task": a["task"], "metadata": a["metadata"], "answer": a["answer"], "prompt": a["prompt"]}
+        assert (a["id"], a["style"], a["slipped"], a["correct"]) == (b["id"], b["style"], b["slipped"], b["correct"])
+        for la, lb in zip(completion_of(a).splitlines(), completion_of(b).splitlines(), strict=True):
+            if not la.startswith(REFLECT_PHRASE):
+                assert la == lb
+                continue
+            step = next(s for s in task.steps(rec) if la == f"{REFLECT_PHRASE} {s.line()}")
+            assert lb == f"{REFLECT_PHRASE} {step.decomposed_line()}" and task.judge_line(rec, lb) is True
+            split_any = split_any or "," in lb
+    assert split_any                                          # some rechecks really were recomputed in parts
+    effective = sum(classify_reflections(completion_of(r), r, r["correct"]).effective for r in decomposed)
+    assert effective == sum(r["slipped"] for r in decomposed if r["style"] == "reflect")
+
+
+def test_check_form_must_be_known():
+    with pytest.raises(DataError, match="check_form"):
+        build_corpus("column_add?digits=2", 4, 0, {"reflect": 1.0}, check_form="twice")

@@ -28,6 +28,8 @@ SlipSteps = Literal["any", "hard"]  # where slips land: any step, or only the ca
 SLIP_STEPS: tuple[str, ...] = get_args(SlipSteps)
 CheckSteps = Literal["slipped", "hard"]  # what a reflect trace rechecks: its slip only, or every hard step too
 CHECK_STEPS: tuple[str, ...] = get_args(CheckSteps)
+CheckForm = Literal["restate", "decompose"]  # a recheck restates the step, or recomputes it two terms at a time
+CHECK_FORMS: tuple[str, ...] = get_args(CheckForm)
 REFLECT_PHRASE = "wait, let me check:"
 DEFAULT_CORPUS_MIX = {"direct": 0.4, "cot": 0.3, "reflect": 0.3}
 DEFAULT_COLD_START_MIX = {"cot": 0.5, "reflect": 0.5}
@@ -47,6 +49,8 @@ class TraceSettings(StrictModel):
     check_steps: CheckSteps = Field("slipped", description="what a reflect trace rechecks: its slip only, or "
                                     "every hard step (a check habit that needs no foresight of the slip)")
     final_check: bool = Field(True, description="reflect traces end with a check line (\"check: 85-38=47 ok\")")
+    check_form: CheckForm = Field("restate", description="a recheck restates the step (\"7+8+1=16 carry 1\") or "
+                                  "recomputes it two terms at a time (\"7+8=15, 15+1=16, so 7+8+1=16 carry 1\")")
 
     def corpus_options(self) -> dict[str, Any]:
         """Keyword arguments of `build_corpus` / `corpus_from_records`."""
@@ -54,7 +58,7 @@ class TraceSettings(StrictModel):
 
     def cold_start_options(self) -> dict[str, Any]:
         """Keyword arguments of `cold_start_records` / `cold_start_from_records` (no wrong answers there)."""
-        return self.model_dump(include={"slip_rate", "slip_steps", "check_steps", "final_check"})
+        return self.model_dump(include={"slip_rate", "slip_steps", "check_steps", "final_check", "check_form"})
 
 
 def normalize_mix(style_mix: dict[str, float] | None, default: dict[str, float]) -> dict[str, float]:
@@ -110,6 +114,7 @@ def write_trace(
     slip_steps: SlipSteps = "any",
     check_steps: CheckSteps = "slipped",
     final_check: bool = True,
+    check_form: CheckForm = "restate",
 ) -> dict[str, Any]:
     """One completion of `record` in `style`: {completion, style, correct, slipped}.
 
@@ -121,6 +126,8 @@ def write_trace(
     foresight of the slip (a habit the model can sample before it errs), and most checks change nothing.
     `final_check=False` leaves out the closing check line ("check: 85-38=47 ok"): the tiny model cannot do that
     subtraction, and copying the answer into it is where its corrected solutions went wrong (notebook entry M).
+    `check_form="decompose"` writes each recheck two terms at a time (`Step.decomposed_line`), a different and
+    easier computation than the one-line step it checks (notebook entry P: a restated step is the same one).
     """
     if style == "direct":
         wrong = task.is_hard(record) and rng.random() < direct_error_rate
@@ -132,6 +139,8 @@ def write_trace(
         raise DataError(f"slip_steps: expected one of {', '.join(SLIP_STEPS)}, got {slip_steps!r}")
     if check_steps not in CHECK_STEPS:
         raise DataError(f"check_steps: expected one of {', '.join(CHECK_STEPS)}, got {check_steps!r}")
+    if check_form not in CHECK_FORMS:
+        raise DataError(f"check_form: expected one of {', '.join(CHECK_FORMS)}, got {check_form!r}")
     steps = task.steps(record)
     slippable = task.hard_steps(record) if slip_steps == "hard" else list(range(len(steps)))
     lines = [s.line() for s in steps]
@@ -142,7 +151,8 @@ def write_trace(
         rechecked = set(task.hard_steps(record)) if check_steps == "hard" else set()
         for k in sorted(rechecked | ({slip} if slip is not None else set())):
             first = task.slipped_line(steps[k], rng) if k == slip else steps[k].line()
-            lines[k] = f"{first}\n{REFLECT_PHRASE} {steps[k].line()}"
+            recheck = steps[k].decomposed_line() if check_form == "decompose" else steps[k].line()
+            lines[k] = f"{first}\n{REFLECT_PHRASE} {recheck}"
         slipped = slip is not None
         if final_check:
             lines.append(task.check_line(record))
@@ -166,14 +176,14 @@ def final_answer(completion: str) -> str | None:
 def _traced(
     task: SyntheticTask, records: list[dict], seed: int, split: str, mix: dict[str, float],
     direct_error_rate: float, slip_rate: float, cot_slip_rate: float = 0.0, slip_steps: SlipSteps = "any",
-    check_steps: CheckSteps = "slipped", final_check: bool = True,
+    check_steps: CheckSteps = "slipped", final_check: bool = True, check_form: CheckForm = "restate",
 ) -> list[tuple[dict, dict]]:
     rng = random.Random(split_seed(seed, split, salt=f"traces:{task.name}"))
     styles = assign_styles(len(records), mix, rng)
     return [
         (rec, write_trace(task, rec, style, rng, direct_error_rate=direct_error_rate, slip_rate=slip_rate,
                           cot_slip_rate=cot_slip_rate, slip_steps=slip_steps, check_steps=check_steps,
-                          final_check=final_check))
+                          final_check=final_check, check_form=check_form))
         for rec, style in zip(records, styles)
     ]
 
@@ -191,6 +201,7 @@ def corpus_from_records(
     slip_steps: SlipSteps = "any",
     check_steps: CheckSteps = "slipped",
     final_check: bool = True,
+    check_form: CheckForm = "restate",
     eos_token: str = EOS_TOKEN,
 ) -> list[dict]:
     """Pretraining documents for already-loaded records of one synthetic task (see `build_corpus`)."""
@@ -201,7 +212,7 @@ def corpus_from_records(
     tpl = get_template(template)
     out = []
     for rec, tr in _traced(task, records, seed, split, mix, direct_error_rate, slip_rate, cot_slip_rate, slip_steps,
-                           check_steps, final_check):
+                           check_steps, final_check, check_form):
         text = tpl.render(rec["prompt"]) + tpl.split_completion(tr["completion"]) + eos_token
         out.append({"id": rec["id"], "text": text, "prompt": rec["prompt"], "answer": rec["answer"],
                     "task": rec["task"], "style": tr["style"], "correct": tr["correct"], "slipped": tr["slipped"],
@@ -223,6 +234,7 @@ def build_corpus(
     slip_steps: SlipSteps = "any",
     check_steps: CheckSteps = "slipped",
     final_check: bool = True,
+    check_form: CheckForm = "restate",
     eos_token: str = EOS_TOKEN,
 ) -> list[dict]:
     """Pretraining documents `{id, text, prompt, answer, task, style, correct, slipped, metadata}`.
@@ -234,7 +246,7 @@ def build_corpus(
     return corpus_from_records(records, seed, style_mix, split=split, template=template,
                                direct_error_rate=direct_error_rate, slip_rate=slip_rate,
                                cot_slip_rate=cot_slip_rate, slip_steps=slip_steps, check_steps=check_steps,
-                               final_check=final_check, eos_token=eos_token)
+                               final_check=final_check, check_form=check_form, eos_token=eos_token)
 
 
 def cold_start_from_records(
@@ -249,6 +261,7 @@ def cold_start_from_records(
     slip_steps: SlipSteps = "any",
     check_steps: CheckSteps = "slipped",
     final_check: bool = True,
+    check_form: CheckForm = "restate",
 ) -> list[dict]:
     """Cold-start SFT records for already-loaded records of one synthetic task (see `cold_start_records`)."""
     if not records:
@@ -258,7 +271,7 @@ def cold_start_from_records(
     tpl = get_template(template)
     out = []
     for rec, tr in _traced(task, records, seed, split, mix, 0.0, slip_rate, 0.0, slip_steps,  # no uncaught slips
-                           check_steps, final_check):
+                           check_steps, final_check, check_form):
         out.append({
             "id": rec["id"], "prompt": tpl.render(rec["prompt"], tokenizer),
             "completion": tpl.split_completion(tr["completion"]), "answer": rec["answer"], "task": rec["task"],
@@ -280,6 +293,7 @@ def cold_start_records(
     slip_steps: SlipSteps = "any",
     check_steps: CheckSteps = "slipped",
     final_check: bool = True,
+    check_form: CheckForm = "restate",
 ) -> list[dict]:
     """R1 stage-1 SFT records `{id, prompt, completion, answer, task, style, metadata}`, all verified correct.
 
@@ -289,4 +303,4 @@ def cold_start_records(
     records = _synthetic(task).records(split, size, seed)
     return cold_start_from_records(records, seed, style_mix, split=split, template=template,
                                    tokenizer=tokenizer, slip_rate=slip_rate, slip_steps=slip_steps,
-                                   check_steps=check_steps, final_check=final_check)
+                                   check_steps=check_steps, final_check=final_check, check_form=check_form)

@@ -67,6 +67,19 @@ class Step:
             text += f" carry {v // 10}"
         return text
 
+    def decomposed_line(self) -> str:
+        """The step recomputed two terms at a time on the page, then restated: `7+8=15, 15+9=24, so 7+8+9=24
+        carry 2`. A sum of three or more terms is otherwise one computation in the model's head; written out,
+        each partial sum is an easy one, so this check is more reliable than the step it checks."""
+        terms = self.lhs.split("+")
+        if len(terms) < 3 or not all(t.isdigit() for t in terms):
+            return self.line()
+        partial, parts = int(terms[0]), []
+        for t in terms[1:]:
+            parts.append(f"{partial}+{t}={partial + int(t)}")
+            partial += int(t)
+        return f"{', '.join(parts)}, so {self.line()}"
+
 
 def plausible_slip(value: int, rng: random.Random, column: bool = False) -> int:
     """A believable wrong result for one step (off by one, or a dropped/extra ten)."""
@@ -120,13 +133,12 @@ class SyntheticTask(Task):
     def judge_line(self, record: dict, line: str) -> bool | None:
         """Whether `line` is one of the worked solution's steps written right (True) or with a wrong value
         (False); None for a line that is not one of its steps. Self-correction metrics read it."""
-        m = _STEP_LINE.match(line.strip())
-        if m is None:
-            return None
         values = {s.lhs: s.value for s in self.steps(record)}
-        if m.group(1) not in values:
+        # the last step of the problem the line writes: a decomposed check ends with the step it restates
+        found = [m for m in _STEP_LINE.finditer(line.strip()) if m.group(1) in values]
+        if not found:
             return None
-        return int(m.group(2)) == values[m.group(1)]
+        return int(found[-1].group(2)) == values[found[-1].group(1)]
 
     def answer_text(self, record: dict) -> str:
         """What a worked solution writes in its answer block (the gold answer; a proof task writes its proof)."""
