@@ -70,7 +70,8 @@ class Step:
     def decomposed_line(self) -> str:
         """The step recomputed two terms at a time on the page, then restated: `7+8=15, 15+9=24, so 7+8+9=24
         carry 2`. A sum of three or more terms is otherwise one computation in the model's head; written out,
-        each partial sum is an easy one, so this check is more reliable than the step it checks."""
+        each partial sum is an easy one, so the check is a different computation from the step it checks, not a
+        second draw of the same one (whether it is the more reliable one is untested: notebook entry P)."""
         terms = self.lhs.split("+")
         if len(terms) < 3 or not all(t.isdigit() for t in terms):
             return self.line()

@@ -328,7 +328,8 @@ def train(model: nn.Module, stage: Any, cfg: TrainConfig, *, run_config: dict | 
             if (cfg.save_every and done % cfg.save_every == 0) or done == total or stop:
                 checkpoint(done, metrics)
             if stop:
-                bar.write(f"{out_dir.name}: stopped after step {done} of {total}: {stop}")
+                if main:
+                    bar.write(f"{out_dir.name}: stopped after step {done} of {total}: {stop}")
                 total = done
                 break
         if last_saved != total:  # resumed a finished run, or total reached without a save

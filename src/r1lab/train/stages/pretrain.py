@@ -165,7 +165,7 @@ def validation_pass_at_1(model: Any, tokenizer: Any, gate: QualityGate) -> float
     was = model.training
     model.eval()
     try:
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng():  # sampling draws from the CPU and CUDA generators
             result = evaluate(model, gate.task, n=gate.n, temperature=gate.temperature, top_p=gate.top_p,
                               max_new_tokens=gate.max_new_tokens, template=gate.template, split=gate.split,
                               size=gate.size, seed=gate.seed, tokenizer=tokenizer, name="quality gate")
