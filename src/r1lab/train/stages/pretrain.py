@@ -161,16 +161,12 @@ class PretrainStage:
 
 
 def validation_pass_at_1(model: Any, tokenizer: Any, gate: QualityGate) -> float:
-    """pass@1 of `model` on the gate's problems; the global RNG is left as it was, so training is unchanged."""
-    was = model.training
-    model.eval()
-    try:
-        with torch.random.fork_rng():  # sampling draws from the CPU and CUDA generators
-            result = evaluate(model, gate.task, n=gate.n, temperature=gate.temperature, top_p=gate.top_p,
-                              max_new_tokens=gate.max_new_tokens, template=gate.template, split=gate.split,
-                              size=gate.size, seed=gate.seed, tokenizer=tokenizer, name="quality gate")
-    finally:
-        model.train(was)
+    """pass@1 of `model` on the gate's problems; the global RNG is left as it was, so training is unchanged (the
+    sampler itself switches the model to eval mode and back)."""
+    with torch.random.fork_rng():  # whatever evaluation draws from the CPU and CUDA generators
+        result = evaluate(model, gate.task, n=gate.n, temperature=gate.temperature, top_p=gate.top_p,
+                          max_new_tokens=gate.max_new_tokens, template=gate.template, split=gate.split,
+                          size=gate.size, seed=gate.seed, tokenizer=tokenizer, name="quality gate")
     return float(result["overall"]["pass@1"])
 
 
